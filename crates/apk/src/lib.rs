@@ -1,0 +1,1 @@
+//! apksift-apk (work in progress).

@@ -1,0 +1,2 @@
+//! The apksift command line.
+fn main() {}

@@ -1,0 +1,1 @@
+//! apksift-core (work in progress).

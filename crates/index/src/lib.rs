@@ -1,0 +1,1 @@
+//! apksift-index (work in progress).

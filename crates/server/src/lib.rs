@@ -1,0 +1,1 @@
+//! apksift-server (work in progress).

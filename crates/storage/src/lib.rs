@@ -1,0 +1,1 @@
+//! apksift-storage (work in progress).
