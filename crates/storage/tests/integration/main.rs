@@ -1,0 +1,3 @@
+//! Integration tests of apksift-storage: one binary, one module per area.
+mod directory;
+mod wal;
