@@ -8,8 +8,11 @@ pub const BODY_LEN: usize = 32;
 pub const NUM_BUCKETS: usize = 128;
 
 /// A TLSH digest (128 buckets, 1-byte checksum) as its 35-byte record.
+///
+/// `Display` prints the canonical `T1` + 70 upper-case hex digits; see
+/// [`Digest::parse`] and [`Digest::parse_lenient`] for the accepted spellings.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Digest([u8; DIGEST_LEN]);
+pub struct Digest(pub(crate) [u8; DIGEST_LEN]);
 
 impl Digest {
     /// Wraps a record. Every 35-byte value is a syntactically valid record.
@@ -49,16 +52,17 @@ impl Digest {
 
     /// The 32 body bytes.
     pub fn body(&self) -> &[u8; BODY_LEN] {
-        let (_, tail) = self.0.split_at(3);
-        match <&[u8; BODY_LEN]>::try_from(tail) {
-            Ok(b) => b,
-            Err(_) => unreachable!("a record's tail is 32 bytes"),
-        }
+        let [_, _, _, body @ ..] = &self.0;
+        body
     }
 
-    /// Bucket `i` (0..128) in record order: `(rec[3 + i/4] >> (6 - 2*(i%4))) & 3`.
+    /// Bucket `i` (0..128) in record order: `(rec[3 + i/4] >> (6 - 2*(i%4))) & 3`. This is the
+    /// reference's `BucketValue(i)` (`tlsh_parts`). Returns 0 for `i >= 128`.
     pub fn bucket(&self, i: usize) -> u8 {
-        (self.0[3 + i / 4] >> (6 - 2 * (i % 4))) & 3
+        match self.body().get(i / 4) {
+            Some(&b) if i < NUM_BUCKETS => (b >> (6 - 2 * (i % 4))) & 3,
+            _ => 0,
+        }
     }
 
     /// The header part of the distance (L-value unless `len` is false, Q ratios, checksum).
@@ -76,24 +80,98 @@ impl Digest {
     }
 
     /// The body part of the distance: per bucket 0, 1, 2 or 6 for |Δ| = 0, 1, 2, 3.
+    ///
+    /// Computed bit-parallel on four 64-bit words (32 buckets each) with popcounts; equal to the
+    /// reference's byte-pair table (`bit_pairs_diff_table`), which [`body_byte_cost`] exposes and
+    /// the tests compare against.
+    #[inline]
     pub fn body_distance(&self, other: &Digest) -> u32 {
+        let a = self.body_words();
+        let b = other.body_words();
         let mut d = 0;
-        for j in 3..DIGEST_LEN {
-            d += BODY_BYTE_COST[(self.0[j] as usize) << 8 | other.0[j] as usize] as u32;
+        for (x, y) in a.into_iter().zip(b) {
+            d += word_cost(x, y);
         }
         d
     }
 
     /// The reference TLSH distance (`tlsh.diff` with `len = true`, `tlsh.diffxlen` with `len = false`).
+    #[inline]
     pub fn distance(&self, other: &Digest, len: bool) -> u32 {
         self.header_distance(other, len) + self.body_distance(other)
     }
+
+    #[inline(always)]
+    fn body_words(&self) -> [u64; 4] {
+        let [
+            _,
+            _,
+            _,
+            b0,
+            b1,
+            b2,
+            b3,
+            b4,
+            b5,
+            b6,
+            b7,
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6,
+            c7,
+            d0,
+            d1,
+            d2,
+            d3,
+            d4,
+            d5,
+            d6,
+            d7,
+            e0,
+            e1,
+            e2,
+            e3,
+            e4,
+            e5,
+            e6,
+            e7,
+        ] = self.0;
+        [
+            u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7]),
+            u64::from_le_bytes([c0, c1, c2, c3, c4, c5, c6, c7]),
+            u64::from_le_bytes([d0, d1, d2, d3, d4, d5, d6, d7]),
+            u64::from_le_bytes([e0, e1, e2, e3, e4, e5, e6, e7]),
+        ]
+    }
 }
 
-/// Circular difference `min(|x - y|, r - |x - y|)`.
+const LOW_BITS: u64 = 0x5555_5555_5555_5555;
+
+/// Body cost of 32 bucket pairs packed two bits each (lanes at even bit offsets).
+///
+/// Per lane with `z = x ^ y`: z = 00 → 0; 01 → 1; 10 → 2; 11 → 1 for {1, 2} and 6 for {0, 3}.
+/// {0, 3} is the z = 11 case where `x`'s two bits are equal. So the cost is
+/// `popcount(z0) + 2·popcount(z1 & !z0) + 5·popcount(z1 & z0 & same(x))`.
+#[inline(always)]
+const fn word_cost(x: u64, y: u64) -> u32 {
+    let z = x ^ y;
+    let z0 = z & LOW_BITS;
+    let z1 = (z >> 1) & LOW_BITS;
+    let same = !((x >> 1) ^ x) & LOW_BITS;
+    let both = z0 & z1;
+    z0.count_ones() + 2 * (z1 & !z0).count_ones() + 5 * (both & same).count_ones()
+}
+
+/// Circular difference `min(|x - y|, r - |x - y|)`. Meant for `x, y < r` (L-values with
+/// `r = 256`, Q ratios with `r = 16`); saturates instead of overflowing otherwise.
 pub const fn mod_diff(x: u32, y: u32, r: u32) -> u32 {
-    let d = if x > y { x - y } else { y - x };
-    if r - d < d { r - d } else { d }
+    let d = x.abs_diff(y);
+    let other = r.saturating_sub(d);
+    if other < d { other } else { d }
 }
 
 /// Cost of an L-value difference.
@@ -102,14 +180,14 @@ pub const fn l_cost(a: u8, b: u8) -> u32 {
     if d <= 1 { d } else { d * 12 }
 }
 
-/// Cost of a Q-ratio difference.
+/// Cost of a Q-ratio difference (arguments are nibbles, 0..16).
 pub const fn q_cost(a: u8, b: u8) -> u32 {
-    let d = mod_diff(a as u32, b as u32, 16);
+    let d = mod_diff((a & 0x0f) as u32, (b & 0x0f) as u32, 16);
     if d <= 1 { d } else { (d - 1) * 12 }
 }
 
 const fn bucket_cost(x: u8, y: u8) -> u8 {
-    match if x > y { x - y } else { y - x } {
+    match x.abs_diff(y) {
         0 => 0,
         1 => 1,
         2 => 2,
@@ -117,21 +195,86 @@ const fn bucket_cost(x: u8, y: u8) -> u8 {
     }
 }
 
-/// Body cost of two body bytes (4 buckets each), indexed by `a << 8 | b`.
-static BODY_BYTE_COST: [u8; 65536] = {
-    let mut t = [0u8; 65536];
-    let mut i = 0;
-    while i < 65536 {
-        let a = (i >> 8) as u8;
-        let b = (i & 0xff) as u8;
-        let mut c = 0;
-        let mut k = 0;
-        while k < 4 {
-            c += bucket_cost((a >> (2 * k)) & 3, (b >> (2 * k)) & 3);
-            k += 1;
-        }
-        t[i] = c;
-        i += 1;
+/// Body cost of two body bytes (4 buckets each): the reference's `bit_pairs_diff_table[a][b]`.
+pub const fn body_byte_cost(a: u8, b: u8) -> u32 {
+    let mut c = 0;
+    let mut k = 0;
+    while k < 4 {
+        c += bucket_cost((a >> (2 * k)) & 3, (b >> (2 * k)) & 3) as u32;
+        k += 1;
     }
-    t
-};
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_cost_equals_byte_table_for_every_byte_pair() {
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                // Put the pair in every byte position of a word.
+                for pos in 0..8 {
+                    let x = u64::from(a) << (8 * pos);
+                    let y = u64::from(b) << (8 * pos);
+                    assert_eq!(
+                        word_cost(x, y),
+                        body_byte_cost(a, b),
+                        "{a:#x} {b:#x} @{pos}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn body_distance_equals_bytewise_sum() {
+        let mut x = Digest([0; DIGEST_LEN]);
+        let mut y = Digest([0; DIGEST_LEN]);
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            for i in 0..DIGEST_LEN {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                x.0[i] = s as u8;
+                y.0[i] = (s >> 8) as u8;
+            }
+            let want: u32 = x
+                .body()
+                .iter()
+                .zip(y.body())
+                .map(|(&a, &b)| body_byte_cost(a, b))
+                .sum();
+            assert_eq!(x.body_distance(&y), want);
+        }
+    }
+
+    #[test]
+    fn reference_table_corners() {
+        // Spot values of the reference's bit_pairs_diff_table.
+        assert_eq!(body_byte_cost(0, 0), 0);
+        assert_eq!(body_byte_cost(0, 3), 6);
+        assert_eq!(body_byte_cost(0, 0xff), 24);
+        assert_eq!(body_byte_cost(1, 0), 1);
+        assert_eq!(body_byte_cost(0x0f, 0xf0), 24);
+        assert_eq!(body_byte_cost(0x1b, 0xe4), 1 + 1 + 6 + 6);
+    }
+
+    #[test]
+    fn bucket_out_of_range_is_zero() {
+        let d = Digest([0xff; DIGEST_LEN]);
+        assert_eq!(d.bucket(127), 3);
+        assert_eq!(d.bucket(128), 0);
+        assert_eq!(d.bucket(usize::MAX), 0);
+    }
+
+    #[test]
+    fn mod_diff_never_overflows() {
+        assert_eq!(mod_diff(0, 255, 256), 1);
+        assert_eq!(mod_diff(0, 15, 16), 1);
+        assert_eq!(mod_diff(3, 300, 16), 0);
+        assert_eq!(mod_diff(u32::MAX, 0, 16), 0);
+    }
+}
