@@ -1,0 +1,186 @@
+//! The memtable: rows written since the last flush, in copy-on-write chunks
+//! so that a search snapshot can keep reading while the writer appends.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::deletes::DeleteSet;
+use crate::rows::{PartRead, RowsBuf, ValueRef, VectorSlice};
+use crate::schema::Schema;
+use crate::value::NormBatch;
+
+/// Rows per chunk.
+pub const CHUNK_ROWS: usize = 1024;
+const NONE: u32 = u32::MAX;
+
+/// Stable 64-bit hash of a key (xxh3), also used by the segment key index.
+#[inline]
+pub fn key_hash(key: &str) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+}
+
+/// The writer's memtable.
+#[derive(Debug, Clone)]
+pub struct MemTable {
+    schema: Arc<Schema>,
+    chunks: Vec<Arc<RowsBuf>>,
+    len: u32,
+    heads: HashMap<u64, u32>,
+    chain: Vec<u32>,
+    dels: DeleteSet,
+    bytes: usize,
+}
+
+impl MemTable {
+    /// An empty memtable.
+    pub fn new(schema: Arc<Schema>) -> MemTable {
+        MemTable {
+            schema,
+            chunks: Vec::new(),
+            len: 0,
+            heads: HashMap::new(),
+            chain: Vec::new(),
+            dels: DeleteSet::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Rows appended (live or not).
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// True when nothing was appended.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Live rows.
+    pub fn live(&self) -> u64 {
+        u64::from(self.len) - self.dels.count()
+    }
+
+    /// Approximate bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The live row of `key`, if any.
+    pub fn lookup(&self, key: &str) -> Option<u32> {
+        let mut r = self.heads.get(&key_hash(key)).copied().unwrap_or(NONE);
+        while r != NONE {
+            if self.key_at(r) == key {
+                return (!self.dels.contains(r)).then_some(r);
+            }
+            r = self.chain.get(r as usize).copied().unwrap_or(NONE);
+        }
+        None
+    }
+
+    fn key_at(&self, row: u32) -> &str {
+        let r = row as usize;
+        self.chunks
+            .get(r / CHUNK_ROWS)
+            .map_or("", |c| c.keys.get(r % CHUNK_ROWS))
+    }
+
+    /// Appends every row of a batch; returns the first new row number.
+    pub fn append(&mut self, batch: &NormBatch) -> u32 {
+        let first = self.len;
+        let mut i = 0;
+        let n = batch.len();
+        self.chain.reserve(n);
+        self.heads.reserve(n);
+        while i < n {
+            let need_new = self.chunks.last().is_none_or(|c| c.len() >= CHUNK_ROWS);
+            if need_new {
+                let mut rb = RowsBuf::new(&self.schema);
+                rb.keys.ends.reserve(CHUNK_ROWS.min(n - i));
+                self.chunks.push(Arc::new(rb));
+            }
+            let Some(last) = self.chunks.last_mut() else { break };
+            // Copy-on-write: a snapshot may hold this chunk.
+            let chunk = Arc::make_mut(last);
+            let before = chunk.heap_bytes();
+            while i < n && chunk.len() < CHUNK_ROWS {
+                chunk.push_batch_row(batch, i);
+                let key = batch.keys.get(i).map(String::as_str).unwrap_or("");
+                let row = self.len;
+                let prev = self.heads.insert(key_hash(key), row).unwrap_or(NONE);
+                self.chain.push(prev);
+                self.len += 1;
+                i += 1;
+            }
+            self.bytes += chunk.heap_bytes() - before;
+        }
+        first
+    }
+
+    /// Marks a row deleted.
+    pub fn delete_row(&mut self, row: u32) {
+        self.dels.insert(row);
+    }
+
+    /// A read-only view of the current state.
+    pub fn view(&self) -> MemView {
+        MemView {
+            chunks: Arc::new(self.chunks.clone()),
+            len: self.len,
+            dels: self.dels.clone(),
+        }
+    }
+}
+
+/// A snapshot of a memtable.
+#[derive(Debug, Clone)]
+pub struct MemView {
+    chunks: Arc<Vec<Arc<RowsBuf>>>,
+    len: u32,
+    /// Deleted rows.
+    pub dels: DeleteSet,
+}
+
+impl MemView {
+    /// The chunks with their first row numbers, for scans.
+    pub fn chunks(&self) -> impl Iterator<Item = (u32, &RowsBuf)> {
+        self.chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((i * CHUNK_ROWS) as u32, &**c))
+            .take_while(move |(base, _)| *base < self.len)
+    }
+
+    /// Number of chunks.
+    pub fn num_chunks(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Live rows.
+    pub fn live(&self) -> u64 {
+        u64::from(self.len) - self.dels.count()
+    }
+
+    fn chunk(&self, row: u32) -> Option<(&RowsBuf, u32)> {
+        let r = row as usize;
+        self.chunks
+            .get(r / CHUNK_ROWS)
+            .map(|c| (&**c, (r % CHUNK_ROWS) as u32))
+    }
+}
+
+impl PartRead for MemView {
+    fn num_rows(&self) -> u32 {
+        self.len
+    }
+    fn key(&self, row: u32) -> &str {
+        self.chunk(row).map_or("", |(c, r)| c.key(r))
+    }
+    fn value(&self, field: usize, row: u32) -> ValueRef<'_> {
+        self.chunk(row)
+            .map_or(ValueRef::Null, |(c, r)| c.value(field, r))
+    }
+    fn vectors(&self, _field: usize) -> Option<VectorSlice<'_>> {
+        // Not contiguous across chunks: scans go chunk by chunk.
+        None
+    }
+}

@@ -1,0 +1,561 @@
+//! TLSH_TREE: an exact index for TLSH top-k and radius search.
+//!
+//! Digests are clustered recursively (k-medians on the bucket values plus the
+//! TLSH header cost, up to 16 children per node) until a node holds at most
+//! `leaf_size` digests. Every node stores bounds on its members:
+//!
+//! * the ranges of L, Q1 and Q2, which bound the header cost from below;
+//! * a median centre and the largest L1 (bucket |Δ|) distance from it to a
+//!   member: L1 is a metric, so `L1(q, centre) − radius` bounds every
+//!   member's L1 from below, and TLSH's body cost is at least the L1;
+//! * the per-bucket minimum and maximum value (a box), whose exact TLSH cost
+//!   from the query bounds the body cost from below.
+//!
+//! The search visits nodes best-first by lower bound and stops when the bound
+//! exceeds the current k-th distance (or the cutoff); pruning is only ever by
+//! valid lower bounds and ties at the threshold are kept (`>`), so the answer
+//! equals brute force — the tests check this against exhaustive scans.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use apksift_tlsh::{DIGEST_LEN, l_cost, q_cost};
+use bytemuck::{Pod, Zeroable};
+use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
+
+use crate::tlsh_kernel::{TlshQuery, body_l1, record_body_words};
+
+/// Bytes per node on disk.
+pub const NODE_BYTES: usize = 128;
+const BRANCHING: usize = 16;
+const TRAIN_SAMPLE: usize = 4096;
+const ITERATIONS: usize = 4;
+
+/// One node (little-endian, 128 bytes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable, PartialEq)]
+pub struct Node {
+    /// Median centre as a record (checksum byte unused).
+    pub center: [u8; DIGEST_LEN],
+    /// Smallest L-value.
+    pub lmin: u8,
+    /// Largest L-value.
+    pub lmax: u8,
+    /// Smallest Q1.
+    pub q1min: u8,
+    /// Largest Q1.
+    pub q1max: u8,
+    /// Smallest Q2.
+    pub q2min: u8,
+    /// Largest Q2.
+    pub q2max: u8,
+    pad0: [u8; 3],
+    /// Largest body L1 distance from the centre to a member.
+    pub radius: u16,
+    /// Number of children (0 for a leaf).
+    pub nchild: u16,
+    /// Index of the first child (children are consecutive).
+    pub first_child: u32,
+    /// First position (leaf order) covered.
+    pub start: u32,
+    /// One past the last position covered.
+    pub end: u32,
+    pad1: [u8; 4],
+    /// Per-bucket minimum, packed like a body.
+    pub box_lo: [u8; 32],
+    /// Per-bucket maximum, packed like a body.
+    pub box_hi: [u8; 32],
+}
+
+const _: () = assert!(std::mem::size_of::<Node>() == NODE_BYTES);
+
+fn words32(b: &[u8; 32]) -> [u64; 4] {
+    let mut w = [0u64; 4];
+    for (i, c) in b.chunks_exact(8).enumerate() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        if let Some(x) = w.get_mut(i) {
+            *x = u64::from_le_bytes(a);
+        }
+    }
+    w
+}
+
+fn bytes32(w: &[u64; 4]) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    for (i, x) in w.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&x.to_le_bytes());
+    }
+    b
+}
+
+impl Node {
+    /// Lower bound of the TLSH distance from `q` to any member.
+    #[inline]
+    pub fn lower_bound(&self, q: &TlshQuery) -> u32 {
+        let h = q.header_lower_bound((self.lmin, self.lmax), (self.q1min, self.q1max), (self.q2min, self.q2max));
+        let c = record_body_words(&self.center);
+        let ball = q.body_l1_words(&c).saturating_sub(u32::from(self.radius));
+        let bx = q.box_lower_bound(&words32(&self.box_lo), &words32(&self.box_hi));
+        h + ball.max(bx)
+    }
+
+    /// True for a leaf.
+    pub fn is_leaf(&self) -> bool {
+        self.nchild == 0
+    }
+}
+
+/// A built tree: the leaf order of the rows and the nodes (root first).
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    /// Row ids in leaf order.
+    pub order: Vec<u32>,
+    /// Nodes, breadth-first; children of a node are consecutive.
+    pub nodes: Vec<Node>,
+}
+
+#[inline]
+fn lane(w: &[u64; 4], k: usize) -> u8 {
+    ((w[k / 32] >> (2 * (k % 32))) & 3) as u8
+}
+
+#[derive(Clone, Copy)]
+struct Center {
+    body: [u64; 4],
+    l: u8,
+    q1: u8,
+    q2: u8,
+}
+
+#[inline]
+fn rec(records: &[u8], row: u32) -> &[u8] {
+    let at = row as usize * DIGEST_LEN;
+    records.get(at..at + DIGEST_LEN).unwrap_or(&[0u8; DIGEST_LEN])
+}
+
+#[inline]
+fn hdr(r: &[u8]) -> (u8, u8, u8) {
+    match r {
+        [_, l, q, ..] => (l.rotate_left(4), q >> 4, q & 15),
+        _ => (0, 0, 0),
+    }
+}
+
+#[inline]
+fn cdist(c: &Center, r: &[u8]) -> u32 {
+    let (l, q1, q2) = hdr(r);
+    body_l1(&c.body, &record_body_words(r)) + l_cost(c.l, l) + q_cost(c.q1, q1) + q_cost(c.q2, q2)
+}
+
+fn median_center(records: &[u8], rows: &[u32]) -> Center {
+    let mut counts = [[0u32; 4]; 128];
+    let mut lh = [0u32; 256];
+    let mut q1h = [0u32; 16];
+    let mut q2h = [0u32; 16];
+    for &r in rows {
+        let x = rec(records, r);
+        let w = record_body_words(x);
+        for (k, c) in counts.iter_mut().enumerate() {
+            c[lane(&w, k) as usize] += 1;
+        }
+        let (l, q1, q2) = hdr(x);
+        lh[l as usize] += 1;
+        q1h[q1 as usize] += 1;
+        q2h[q2 as usize] += 1;
+    }
+    let half = (rows.len() as u32).div_ceil(2);
+    let med = |h: &[u32]| -> u8 {
+        let mut acc = 0;
+        for (v, c) in h.iter().enumerate() {
+            acc += c;
+            if acc >= half {
+                return v as u8;
+            }
+        }
+        0
+    };
+    let mut body = [0u64; 4];
+    for (k, c) in counts.iter().enumerate() {
+        body[k / 32] |= u64::from(med(c)) << (2 * (k % 32));
+    }
+    Center { body, l: med(&lh), q1: med(&q1h), q2: med(&q2h) }
+}
+
+fn node_stats(records: &[u8], rows: &[u32]) -> Node {
+    let c = median_center(records, rows);
+    let mut n = Node::zeroed();
+    let mut center = [0u8; DIGEST_LEN];
+    center[1] = c.l.rotate_left(4);
+    center[2] = (c.q1 << 4) | c.q2;
+    center[3..].copy_from_slice(&bytes32(&c.body));
+    n.center = center;
+    let (mut lmin, mut lmax, mut q1min, mut q1max, mut q2min, mut q2max) = (255u8, 0u8, 15u8, 0u8, 15u8, 0u8);
+    let mut lo = [u64::MAX; 4];
+    let mut hi = [0u64; 4];
+    let mut radius = 0u32;
+    for &r in rows {
+        let x = rec(records, r);
+        let (l, q1, q2) = hdr(x);
+        lmin = lmin.min(l);
+        lmax = lmax.max(l);
+        q1min = q1min.min(q1);
+        q1max = q1max.max(q1);
+        q2min = q2min.min(q2);
+        q2max = q2max.max(q2);
+        let w = record_body_words(x);
+        radius = radius.max(body_l1(&c.body, &w));
+        for i in 0..4 {
+            lo[i] = lane_min(lo[i], w[i]);
+            hi[i] = lane_max(hi[i], w[i]);
+        }
+    }
+    if rows.is_empty() {
+        lo = [0; 4];
+        (lmin, q1min, q2min) = (0, 0, 0);
+    }
+    n.lmin = lmin;
+    n.lmax = lmax;
+    n.q1min = q1min;
+    n.q1max = q1max;
+    n.q2min = q2min;
+    n.q2max = q2max;
+    n.radius = radius.min(u32::from(u16::MAX)) as u16;
+    n.box_lo = bytes32(&lo);
+    n.box_hi = bytes32(&hi);
+    n
+}
+
+/// Lane-wise (2-bit) minimum.
+fn lane_min(a: u64, b: u64) -> u64 {
+    let mut out = 0;
+    for k in 0..32 {
+        let (x, y) = ((a >> (2 * k)) & 3, (b >> (2 * k)) & 3);
+        out |= x.min(y) << (2 * k);
+    }
+    out
+}
+
+/// Lane-wise (2-bit) maximum.
+fn lane_max(a: u64, b: u64) -> u64 {
+    let mut out = 0;
+    for k in 0..32 {
+        let (x, y) = ((a >> (2 * k)) & 3, (b >> (2 * k)) & 3);
+        out |= x.max(y) << (2 * k);
+    }
+    out
+}
+
+struct Tmp {
+    node: Node,
+    children: Vec<Tmp>,
+}
+
+/// Builds a tree over `rows` (ids into `records`, 35 bytes per row).
+pub fn build(records: &[u8], mut rows: Vec<u32>, leaf_size: usize, seed: u64) -> Tree {
+    let leaf_size = leaf_size.max(2);
+    let n = rows.len();
+    let root = build_rec(records, &mut rows, 0, leaf_size, seed);
+    // Flatten breadth-first.
+    let mut nodes = Vec::with_capacity(2 * n / leaf_size + 1);
+    let mut queue = std::collections::VecDeque::new();
+    nodes.push(root.node);
+    queue.push_back((0usize, root));
+    while let Some((idx, t)) = queue.pop_front() {
+        let first = nodes.len();
+        if let Some(nd) = nodes.get_mut(idx) {
+            nd.first_child = first as u32;
+            nd.nchild = t.children.len() as u16;
+        }
+        for c in t.children {
+            nodes.push(c.node);
+            queue.push_back((nodes.len() - 1, c));
+        }
+    }
+    Tree { order: rows, nodes }
+}
+
+fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: u64) -> Tmp {
+    let mut node = node_stats(records, rows);
+    node.start = start as u32;
+    node.end = (start + rows.len()) as u32;
+    if rows.len() <= leaf {
+        return Tmp { node, children: Vec::new() };
+    }
+    let b = BRANCHING.min(rows.len().div_ceil(leaf)).max(2);
+    let assign = partition(records, rows, b, seed);
+    // Group rows by cluster (stable counting sort).
+    let mut counts = vec![0usize; b];
+    for &a in &assign {
+        counts[a as usize] += 1;
+    }
+    let sizes: Vec<usize> = if counts.iter().any(|&c| c == rows.len()) {
+        // Degenerate (identical digests): split by position.
+        rows.sort_unstable_by_key(|&r| (hdr(rec(records, r)).0, rec(records, r).to_vec()));
+        let per = rows.len().div_ceil(b);
+        (0..b).map(|i| per.min(rows.len().saturating_sub(i * per))).filter(|&s| s > 0).collect()
+    } else {
+        let mut offs = vec![0usize; b + 1];
+        for i in 0..b {
+            offs[i + 1] = offs[i] + counts[i];
+        }
+        let mut sorted = vec![0u32; rows.len()];
+        let mut fill = offs.clone();
+        for (&r, &a) in rows.iter().zip(&assign) {
+            sorted[fill[a as usize]] = r;
+            fill[a as usize] += 1;
+        }
+        rows.copy_from_slice(&sorted);
+        counts.into_iter().filter(|&c| c > 0).collect()
+    };
+    let mut parts: Vec<(usize, &mut [u32])> = Vec::with_capacity(sizes.len());
+    let mut rest = rows;
+    let mut at = start;
+    for s in sizes {
+        let (head, tail) = rest.split_at_mut(s);
+        parts.push((at, head));
+        at += s;
+        rest = tail;
+    }
+    let big = node.end - node.start > 20_000;
+    let children: Vec<Tmp> = if big {
+        parts
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, (st, p))| build_rec(records, p, st, leaf, seed.wrapping_mul(31).wrapping_add(i as u64 + 1)))
+            .collect()
+    } else {
+        parts
+            .into_iter()
+            .enumerate()
+            .map(|(i, (st, p))| build_rec(records, p, st, leaf, seed.wrapping_mul(31).wrapping_add(i as u64 + 1)))
+            .collect()
+    };
+    Tmp { node, children }
+}
+
+/// k-medians with k-means++ seeding on a sample; returns the cluster of every row.
+fn partition(records: &[u8], rows: &[u32], k: usize, seed: u64) -> Vec<u8> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ rows.len() as u64);
+    let sample: Vec<u32> = if rows.len() > TRAIN_SAMPLE {
+        (0..TRAIN_SAMPLE).map(|_| rows[rng.random_range(0..rows.len())]).collect()
+    } else {
+        rows.to_vec()
+    };
+    let to_center = |r: u32| {
+        let x = rec(records, r);
+        let (l, q1, q2) = hdr(x);
+        Center { body: record_body_words(x), l, q1, q2 }
+    };
+    // k-means++ seeding.
+    let mut centers = vec![to_center(sample[rng.random_range(0..sample.len())])];
+    let mut dmin: Vec<u32> = sample.iter().map(|&r| cdist(&centers[0], rec(records, r))).collect();
+    while centers.len() < k {
+        let total: f64 = dmin.iter().map(|&d| f64::from(d) * f64::from(d)).sum();
+        if total <= 0.0 {
+            break;
+        }
+        let mut t = rng.random::<f64>() * total;
+        let mut pick = sample.len() - 1;
+        for (i, &d) in dmin.iter().enumerate() {
+            t -= f64::from(d) * f64::from(d);
+            if t <= 0.0 {
+                pick = i;
+                break;
+            }
+        }
+        let c = to_center(sample[pick]);
+        for (i, &r) in sample.iter().enumerate() {
+            dmin[i] = dmin[i].min(cdist(&c, rec(records, r)));
+        }
+        centers.push(c);
+    }
+    let nearest = |centers: &[Center], r: u32| -> u8 {
+        let x = rec(records, r);
+        let mut best = (u32::MAX, 0u8);
+        for (i, c) in centers.iter().enumerate() {
+            let d = cdist(c, x);
+            if d < best.0 {
+                best = (d, i as u8);
+            }
+        }
+        best.1
+    };
+    for _ in 0..ITERATIONS {
+        let a: Vec<u8> = sample.iter().map(|&r| nearest(&centers, r)).collect();
+        for (ci, c) in centers.iter_mut().enumerate() {
+            let members: Vec<u32> = sample.iter().zip(&a).filter(|(_, x)| **x as usize == ci).map(|(r, _)| *r).collect();
+            if !members.is_empty() {
+                *c = median_center(records, &members);
+            }
+        }
+    }
+    if rows.len() > 50_000 {
+        rows.par_iter().map(|&r| nearest(&centers, r)).collect()
+    } else {
+        rows.iter().map(|&r| nearest(&centers, r)).collect()
+    }
+}
+
+/// Receives candidates during a search and decides the threshold.
+pub trait TlshSink {
+    /// Largest distance still of interest (inclusive).
+    fn bound(&self) -> u32;
+    /// A row at `dist <= bound()`.
+    fn offer(&mut self, pos: u32, dist: u32);
+}
+
+/// Counters of one search, for benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SearchStats {
+    /// Nodes whose bound was computed.
+    pub nodes: u64,
+    /// Leaves scanned.
+    pub leaves: u64,
+    /// Digests compared exactly.
+    pub rows: u64,
+}
+
+/// Searches a tree. `records` holds the digests in leaf order (35 bytes per
+/// position); the sink receives positions.
+pub fn search(nodes: &[Node], records: &[u8], q: &TlshQuery, sink: &mut dyn TlshSink, stats: &mut SearchStats) {
+    let Some(root) = nodes.first() else { return };
+    let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::new();
+    stats.nodes += 1;
+    let lb = root.lower_bound(q);
+    if lb <= sink.bound() {
+        heap.push(Reverse((lb, 0)));
+    }
+    while let Some(Reverse((lb, idx))) = heap.pop() {
+        if lb > sink.bound() {
+            break;
+        }
+        let Some(node) = nodes.get(idx as usize) else { continue };
+        if node.is_leaf() {
+            stats.leaves += 1;
+            let (s, e) = (node.start as usize, node.end as usize);
+            stats.rows += (e - s) as u64;
+            if let Some(block) = records.get(s * DIGEST_LEN..e * DIGEST_LEN) {
+                for (i, r) in block.chunks_exact(DIGEST_LEN).enumerate() {
+                    let b = sink.bound();
+                    if let Some(d) = q.distance_within(r, b) {
+                        sink.offer((s + i) as u32, d);
+                    }
+                }
+            }
+        } else {
+            let f = node.first_child as usize;
+            for ci in f..f + node.nchild as usize {
+                if let Some(c) = nodes.get(ci) {
+                    stats.nodes += 1;
+                    let lb = c.lower_bound(q);
+                    if lb <= sink.bound() {
+                        heap.push(Reverse((lb, ci as u32)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apksift_tlsh::Digest;
+
+    struct All {
+        bound: u32,
+        hits: Vec<(u32, u32)>,
+    }
+    impl TlshSink for All {
+        fn bound(&self) -> u32 {
+            self.bound
+        }
+        fn offer(&mut self, pos: u32, dist: u32) {
+            self.hits.push((dist, pos));
+        }
+    }
+
+    /// Families of mutated digests, like the benchmark generator.
+    pub(crate) fn family_records(n: usize, seed: u64) -> Vec<u8> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(n * DIGEST_LEN);
+        let mut root = [0u8; DIGEST_LEN];
+        for i in 0..n {
+            if i % 10 == 0 {
+                rng.fill(&mut root[..]);
+                root[1] = (rng.random_range(20u8..120)).rotate_left(4);
+            }
+            let mut x = root;
+            for _ in 0..rng.random_range(0..12) {
+                let j = rng.random_range(3..DIGEST_LEN);
+                x[j] ^= 1 << rng.random_range(0..8);
+            }
+            if rng.random_bool(0.3) {
+                x[1] = (x[1].rotate_left(4).wrapping_add(1)).rotate_left(4);
+            }
+            x[0] = rng.random();
+            out.extend_from_slice(&x);
+        }
+        out
+    }
+
+    #[test]
+    fn tree_radius_search_equals_brute_force() {
+        let n = 3000;
+        let recs = family_records(n, 7);
+        let tree = build(&recs, (0..n as u32).collect(), 16, 1);
+        assert_eq!(tree.order.len(), n);
+        let mut sorted = tree.order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
+        let ordered: Vec<u8> = tree.order.iter().flat_map(|&r| rec(&recs, r).to_vec()).collect();
+        for n0 in &tree.nodes {
+            assert!(n0.start <= n0.end);
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        for qi in 0..200 {
+            let qrec = if qi % 2 == 0 {
+                let mut x = [0u8; DIGEST_LEN];
+                x.copy_from_slice(rec(&recs, rng.random_range(0..n as u32)));
+                x[5] ^= 3;
+                x
+            } else {
+                let mut x = [0u8; DIGEST_LEN];
+                rng.fill(&mut x[..]);
+                x
+            };
+            let qd = Digest::from_bytes(qrec);
+            for len in [true, false] {
+                let q = TlshQuery::new(qd, len);
+                for radius in [0u32, 10, 30, 100, 300] {
+                    let mut sink = All { bound: radius, hits: Vec::new() };
+                    let mut st = SearchStats::default();
+                    search(&tree.nodes, &ordered, &q, &mut sink, &mut st);
+                    let mut got: Vec<(u32, u32)> = sink.hits.iter().map(|&(d, p)| (d, tree.order[p as usize])).collect();
+                    got.sort_unstable();
+                    let mut want: Vec<(u32, u32)> = (0..n as u32)
+                        .filter_map(|r| {
+                            let d = qd.distance(&Digest::from_bytes(rec(&recs, r).try_into().unwrap()), len);
+                            (d <= radius).then_some((d, r))
+                        })
+                        .collect();
+                    want.sort_unstable();
+                    assert_eq!(got, want, "query {qi} radius {radius} len {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tree_handles_identical_and_tiny_inputs() {
+        let recs: Vec<u8> = std::iter::repeat_n([0x11u8; DIGEST_LEN], 500).flatten().collect();
+        let tree = build(&recs, (0..500).collect(), 8, 1);
+        assert_eq!(tree.order.len(), 500);
+        assert!(tree.nodes.iter().filter(|n| n.is_leaf()).all(|n| n.end - n.start <= 8));
+        let empty = build(&recs, Vec::new(), 8, 1);
+        assert_eq!(empty.nodes.len(), 1);
+        assert!(empty.order.is_empty());
+    }
+}
