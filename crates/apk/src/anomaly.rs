@@ -177,6 +177,9 @@ pub mod codes {
     /// The declared uncompressed size exceeds the per-entry read limit.
     pub const DECLARED_SIZE_EXCEEDS_LIMIT: &str = "declared_size_exceeds_limit";
 
+    /// The declared sizes imply a compression ratio above `Limits::max_ratio` (zip bomb).
+    pub const DECLARED_RATIO_EXCEEDS_LIMIT: &str = "declared_ratio_exceeds_limit";
+
     // ---- reading ----
     /// The CRC-32 of the data read differs from the central directory (Android does not check).
     pub const CRC_MISMATCH: &str = "crc_mismatch";
@@ -190,6 +193,9 @@ pub mod codes {
     pub const TOTAL_SIZE_LIMIT: &str = "total_size_limit";
     /// Reading stopped at the compression-ratio limit; the result is truncated.
     pub const COMPRESSION_RATIO_LIMIT: &str = "compression_ratio_limit";
+    /// The central directory says deflate, the data is stored (local header method 0, equal
+    /// sizes): read as stored. Salvage; Android fails to read such an entry.
+    pub const METHOD_FALLBACK_STORED: &str = "method_fallback_stored";
     /// The entry could not be read (inflate error, data missing); no content hash.
     pub const READ_ERROR: &str = "read_error";
 
@@ -214,4 +220,6 @@ pub mod codes {
     pub const SIGNING_BLOCK_INVALID: &str = "signing_block_invalid";
     /// A v2/v3/v3.1 scheme block inside the signing block is malformed.
     pub const SIGNATURE_SCHEME_INVALID: &str = "signature_scheme_invalid";
+    /// The signing block holds a scheme id more than once; only the first is used (as Android).
+    pub const SIGNATURE_SCHEME_DUPLICATE: &str = "signature_scheme_duplicate";
 }

@@ -152,10 +152,11 @@ pub(crate) fn pkcs7(d: &[u8]) -> Result<Pkcs7<'_>, String> {
             let (Some(issuer), Some(serial)) = (ias.first(), ias.get(1)) else {
                 continue;
             };
+            let want = canonical_name(issuer.content);
             for (i, c) in certs.iter().enumerate() {
                 if let Some((is, se)) = issuer_serial(c)
-                    && is == issuer.raw
                     && se == serial.content
+                    && (is == issuer.raw || canonical_name(children_of(is)) == want)
                     && !signers.contains(&i)
                 {
                     signers.push(i);
@@ -164,6 +165,39 @@ pub(crate) fn pkcs7(d: &[u8]) -> Result<Pkcs7<'_>, String> {
         }
     }
     Ok(Pkcs7 { certs, signers })
+}
+
+/// The content of the single TLV in `raw` (or nothing).
+fn children_of(raw: &[u8]) -> &[u8] {
+    read_tlv(raw, 0, 0).map_or(&[], |(t, _)| t.content)
+}
+
+/// A comparison form of an X.500 Name: per attribute, the type OID and the value with its string
+/// type ignored, ASCII case folded and white space collapsed (close to RFC 5280 §7.1 matching,
+/// which Java's `X500Principal.equals` used by Android implements). Signers often name their
+/// issuer with PrintableString where the certificate says UTF8String.
+fn canonical_name(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for rdn in children(content, 1) {
+        for atv in children(rdn.content, 2) {
+            let parts = children(atv.content, 3);
+            let (Some(oid), Some(value)) = (parts.first(), parts.get(1)) else {
+                continue;
+            };
+            out.extend_from_slice(oid.content);
+            out.push(0);
+            let text = String::from_utf8_lossy(value.content).to_ascii_lowercase();
+            out.extend_from_slice(
+                text.split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .as_bytes(),
+            );
+            out.push(0);
+        }
+        out.push(1);
+    }
+    out
 }
 
 /// Raw issuer Name and serial-number content of a certificate.

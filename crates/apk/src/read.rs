@@ -26,6 +26,10 @@ pub enum Decoding {
     UnknownAsStored,
     /// Unknown method, read as raw deflate because the sizes differ.
     UnknownAsDeflate,
+    /// The central directory says deflate, but the data is not a deflate stream of the declared
+    /// sizes while the local header says stored and the sizes agree: read as stored (salvage;
+    /// Android fails to read such an entry). Flagged [`codes::METHOD_FALLBACK_STORED`].
+    FallbackStored,
 }
 
 /// Which limit stopped a read.
@@ -197,7 +201,20 @@ impl<'a> Archive<'a> {
             _ if e.compressed_size == e.uncompressed_size => Decoding::UnknownAsStored,
             _ => Decoding::UnknownAsDeflate,
         };
-        let stored = matches!(decoding, Decoding::Stored | Decoding::UnknownAsStored);
+        let decoding = if decoding == Decoding::Deflated
+            && e.local_method == Some(0)
+            && e.compressed_size == e.uncompressed_size
+            && !input_slice(self.data, e, start, true)
+                .is_some_and(|i| inflates_exactly(i, e.uncompressed_size))
+        {
+            Decoding::FallbackStored
+        } else {
+            decoding
+        };
+        let stored = matches!(
+            decoding,
+            Decoding::Stored | Decoding::UnknownAsStored | Decoding::FallbackStored
+        );
         let input = input_slice(self.data, e, start, stored);
         let mut report = ReadReport {
             bytes: 0,
@@ -215,6 +232,15 @@ impl<'a> Archive<'a> {
             push_error(&mut report, &display);
             return report;
         };
+        if decoding == Decoding::FallbackStored {
+            report.anomalies.push(Anomaly::entry(
+                codes::METHOD_FALLBACK_STORED,
+                display.clone(),
+                "central directory says deflate but the data is no deflate stream of the declared sizes; \
+                 the local header says stored and the sizes agree, so it was read as stored \
+                 (salvage: Android fails to read this entry)",
+            ));
+        }
         let mut out = Out {
             archive: self,
             sink,
@@ -351,6 +377,31 @@ fn input_slice<'d>(data: &'d [u8], e: &Entry<'_>, start: u64, stored: bool) -> O
         Some(end) => data.get(start..end),
         None if stored => None,
         None => data.get(start..),
+    }
+}
+
+/// True when `input` is exactly one raw deflate stream producing exactly `size` bytes. Output is
+/// discarded and bounded by `size + 1`, so the probe costs at most one pass over the input.
+fn inflates_exactly(input: &[u8], size: u64) -> bool {
+    let mut d = Decompress::new(false);
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let before = (d.total_in(), d.total_out());
+        let rest = input
+            .get(to_usize(before.0).unwrap_or(usize::MAX)..)
+            .unwrap_or(&[]);
+        let status = d.decompress(rest, &mut buf, FlushDecompress::None);
+        if d.total_out() > size {
+            return false;
+        }
+        match status {
+            Ok(Status::StreamEnd) => {
+                return d.total_out() == size && d.total_in() == input.len() as u64;
+            }
+            Ok(_) if (d.total_in(), d.total_out()) == before => return false,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
     }
 }
 

@@ -69,12 +69,24 @@ pub fn certificates(archive: &Archive<'_>) -> (Vec<SigningCert>, Vec<Anomaly>) {
         match signing_block(archive.data(), layout.cd_offset) {
             Ok(Some(pairs)) => {
                 for scheme in [Scheme::V2, Scheme::V3, Scheme::V31] {
-                    for value in pairs
+                    // Android's apksig uses the first pair with the scheme's id; later copies are
+                    // ignored by the platform but read by other tools (fdroidserver#1128).
+                    let mut values = pairs
                         .iter()
                         .filter(|(id, _)| Some(*id) == scheme.block_id())
-                        .map(|(_, v)| v)
-                    {
-                        scheme_certs(scheme, value, &mut certs, &mut an);
+                        .map(|(_, v)| v);
+                    if let Some(first) = values.next() {
+                        scheme_certs(scheme, first, &mut certs, &mut an);
+                    }
+                    let extra = values.count();
+                    if extra > 0 {
+                        an.push(Anomaly::new(
+                            codes::SIGNATURE_SCHEME_DUPLICATE,
+                            format!(
+                                "{extra} further {} block(s) in the APK Signing Block; only the first is used, as Android does",
+                                scheme.as_str()
+                            ),
+                        ));
                     }
                 }
                 if let Some(e) = pairs.error {

@@ -128,6 +128,8 @@ pub struct Entry<'a> {
     pub local_header_offset: u64,
     /// Absolute offset of the data, when a local header was found there.
     pub data_offset: Option<u64>,
+    /// Compression method named by the local header, when one was found.
+    pub local_method: Option<u16>,
     /// Recovered by [`Archive::salvage`] rather than read from the central directory.
     pub salvaged: bool,
     /// The compressed size is unknown (salvaged entry with a data descriptor): the deflate stream
@@ -300,6 +302,19 @@ impl<'a> Archive<'a> {
                     format!(
                         "declared uncompressed size {} exceeds the per-entry limit {}; reading stops there",
                         e.uncompressed_size, self.limits.max_entry_bytes
+                    ),
+                ));
+            }
+            let limits = &self.limits;
+            if e.uncompressed_size > limits.ratio_grace_bytes
+                && e.uncompressed_size > e.compressed_size.max(1).saturating_mul(limits.max_ratio)
+            {
+                an.push(Anomaly::entry(
+                    codes::DECLARED_RATIO_EXCEEDS_LIMIT,
+                    display.clone(),
+                    format!(
+                        "declares {} bytes from {} compressed (more than {}:1); reading stops at the ratio limit",
+                        e.uncompressed_size, e.compressed_size, limits.max_ratio
                     ),
                 ));
             }
@@ -651,6 +666,7 @@ fn walk_cd<'a>(
             uncompressed_size: z.usize.unwrap_or(u64::from(usize32)),
             local_header_offset: recorded_off.saturating_add(layout.shift),
             data_offset: None,
+            local_method: None,
             salvaged: false,
             stream_sized: false,
         });
@@ -755,6 +771,7 @@ fn resolve_local(
         return;
     };
     e.data_offset = Some(lh.data_offset as u64);
+    e.local_method = Some(lh.method);
     if lh.name != e.name {
         flag(
             codes::LOCAL_NAME_MISMATCH,
@@ -906,6 +923,7 @@ fn scan_local_headers<'a>(data: &'a [u8], limits: &Limits, an: &mut Anomalies) -
             uncompressed_size: lh.usize,
             local_header_offset: off as u64,
             data_offset: Some(lh.data_offset as u64),
+            local_method: Some(lh.method),
             salvaged: true,
             stream_sized: false,
         };
