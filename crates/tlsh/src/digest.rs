@@ -66,17 +66,18 @@ impl Digest {
     }
 
     /// The header part of the distance (L-value unless `len` is false, Q ratios, checksum).
+    #[inline]
     pub fn header_distance(&self, other: &Digest, len: bool) -> u32 {
-        let mut d = 0;
+        let [c1, l1, q1, ..] = self.0;
+        let [c2, l2, q2, ..] = other.0;
+        // Swapped nibbles do not change a wrapping difference's cost, so no swap back is needed
+        // for the checksum; the L-value is swapped back (rotations do not commute with `-`).
+        let mut d = u32::from(c1 != c2);
         if len {
-            d += l_cost(self.lvalue(), other.lvalue());
+            d += lookup(&L_COST, l1.rotate_left(4).wrapping_sub(l2.rotate_left(4)));
         }
-        d += q_cost(self.q1(), other.q1());
-        d += q_cost(self.q2(), other.q2());
-        if self.0[0] != other.0[0] {
-            d += 1;
-        }
-        d
+        d += lookup(&Q_COST, (q1 >> 4).wrapping_sub(q2 >> 4) & 0x0f);
+        d + lookup(&Q_COST, q1.wrapping_sub(q2) & 0x0f)
     }
 
     /// The body part of the distance: per bucket 0, 1, 2 or 6 for |Δ| = 0, 1, 2, 3.
@@ -146,6 +147,40 @@ impl Digest {
             u64::from_le_bytes([d0, d1, d2, d3, d4, d5, d6, d7]),
             u64::from_le_bytes([e0, e1, e2, e3, e4, e5, e6, e7]),
         ]
+    }
+}
+
+/// `l_cost` by the wrapping difference of the two L-values.
+// Built at compile time: an out-of-range index here is a build error, never a runtime panic.
+#[allow(clippy::indexing_slicing)]
+static L_COST: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = l_cost(i as u8, 0) as u16;
+        i += 1;
+    }
+    t
+};
+
+/// `q_cost` by the wrapping difference of the two Q ratios (mod 16).
+// Built at compile time: an out-of-range index here is a build error, never a runtime panic.
+#[allow(clippy::indexing_slicing)]
+static Q_COST: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut i = 0;
+    while i < 16 {
+        t[i] = q_cost(i as u8, 0) as u16;
+        i += 1;
+    }
+    t
+};
+
+#[inline(always)]
+fn lookup(table: &[u16; 256], i: u8) -> u32 {
+    match table.get(usize::from(i)) {
+        Some(&v) => u32::from(v),
+        None => 0,
     }
 }
 
@@ -260,6 +295,26 @@ mod tests {
         assert_eq!(body_byte_cost(1, 0), 1);
         assert_eq!(body_byte_cost(0x0f, 0xf0), 24);
         assert_eq!(body_byte_cost(0x1b, 0xe4), 1 + 1 + 6 + 6);
+    }
+
+    #[test]
+    fn header_tables_equal_formula() {
+        let mut x = Digest([0; DIGEST_LEN]);
+        let mut y = Digest([0; DIGEST_LEN]);
+        for a in 0..=255u8 {
+            for b in 0..=255u8 {
+                x.0[..3].copy_from_slice(&[a, a, a]);
+                y.0[..3].copy_from_slice(&[b, b.rotate_left(3), b]);
+                for len in [true, false] {
+                    let mut want = q_cost(x.q1(), y.q1()) + q_cost(x.q2(), y.q2());
+                    want += u32::from(x.checksum() != y.checksum());
+                    if len {
+                        want += l_cost(x.lvalue(), y.lvalue());
+                    }
+                    assert_eq!(x.header_distance(&y, len), want, "{a} {b} {len}");
+                }
+            }
+        }
     }
 
     #[test]
