@@ -573,9 +573,18 @@ fn v2_v3_certificates_from_signing_block() {
     let c3 = common::cert(3, "b", "b");
     let block = common::signing_block(
         &[
-            (0x7109_871a, common::scheme_block(std::slice::from_ref(&c2), false)),
-            (0xf053_68c0, common::scheme_block(std::slice::from_ref(&c3), true)),
-            (0x7109_871a, common::scheme_block(std::slice::from_ref(&c3), false)),
+            (
+                0x7109_871a,
+                common::scheme_block(std::slice::from_ref(&c2), false),
+            ),
+            (
+                0xf053_68c0,
+                common::scheme_block(std::slice::from_ref(&c3), true),
+            ),
+            (
+                0x7109_871a,
+                common::scheme_block(std::slice::from_ref(&c3), false),
+            ),
             (0x4242_4242, vec![0; 16]),
         ],
         0,
