@@ -140,7 +140,7 @@ pub fn l_value(len: u64) -> u8 {
 pub struct Hasher {
     /// Pearson-bucket counters (256 of them; the digest uses the first 128). `u32` and wrapping,
     /// as in the reference.
-    buckets: [[u32; 256]; 2],
+    buckets: [u32; 256],
     /// The last four bytes seen, oldest first (valid once `len >= 4`).
     window: [u8; 4],
     checksum: u8,
@@ -175,7 +175,7 @@ impl Hasher {
     /// A hasher with `options`.
     pub const fn with_options(options: Options) -> Hasher {
         Hasher {
-            buckets: [[0; 256]; 2],
+            buckets: [0; 256],
             window: [0; 4],
             checksum: 0,
             len: 0,
@@ -229,22 +229,9 @@ impl Hasher {
     fn absorb(&mut self, data: &[u8]) {
         let [mut a0, mut a1, mut a2, mut a3] = self.window;
         let mut checksum = self.checksum;
-        let [even, odd] = &mut self.buckets;
-        // Two histograms, for even and odd positions, so that increments of the same bucket by
-        // neighbouring bytes do not wait on each other. Summed in `bucket_counts`.
-        let mut pairs = data.chunks_exact(2);
-        for pair in &mut pairs {
-            let [x, y] = [
-                pair.first().copied().unwrap_or(0),
-                pair.get(1).copied().unwrap_or(0),
-            ];
-            checksum = step(even, checksum, a0, a1, a2, a3, x);
-            (a0, a1, a2, a3) = (a1, a2, a3, x);
-            checksum = step(odd, checksum, a0, a1, a2, a3, y);
-            (a0, a1, a2, a3) = (a1, a2, a3, y);
-        }
-        for &a4 in pairs.remainder() {
-            checksum = step(even, checksum, a0, a1, a2, a3, a4);
+        let b = &mut self.buckets;
+        for &a4 in data {
+            checksum = step(b, checksum, [a0, a1, a2, a3, a4]);
             (a0, a1, a2, a3) = (a1, a2, a3, a4);
         }
         self.window = [a0, a1, a2, a3];
@@ -256,9 +243,8 @@ impl Hasher {
     /// for comparing with `tlsh_parts` output.
     pub fn bucket_counts(&self) -> [u32; NUM_BUCKETS] {
         let mut out = [0u32; NUM_BUCKETS];
-        let [even, odd] = &self.buckets;
-        for ((o, e), d) in out.iter_mut().zip(even).zip(odd) {
-            *o = e.wrapping_add(*d);
+        for (o, c) in out.iter_mut().zip(self.buckets.iter()) {
+            *o = *c;
         }
         out
     }
@@ -323,9 +309,10 @@ impl std::io::Write for Hasher {
     }
 }
 
-/// One input byte `a4` after `a0..a3`: the checksum step and six bucket increments.
+/// One input byte `a4` after `a0..a3`: the checksum step and six bucket increments (the
+/// reference's `fast_b_mapping` salts 49, 12, 178, 166, 84, 230 on the same byte triplets).
 #[inline(always)]
-fn step(b: &mut [u32; 256], checksum: u8, a0: u8, a1: u8, a2: u8, a3: u8, a4: u8) -> u8 {
+fn step(b: &mut [u32; 256], checksum: u8, [a0, a1, a2, a3, a4]: [u8; 5]) -> u8 {
     // First Pearson step of all seven mappings in one 8-byte row.
     let [f1, f49, f12, f178, f166, f84, f230, _] = first_steps(a4);
     bump(b, t(t(f49 ^ a3) ^ a2));
