@@ -74,7 +74,10 @@ pub fn encode_upsert(collection: u32, batch: &NormBatch) -> Vec<u8> {
             .map(|c| match c {
                 Column::Binary(d) => d.len(),
                 Column::Tlsh(v) => v.len() * (DIGEST_LEN + 1),
-                Column::Str(v) => v.iter().map(|s| s.as_ref().map_or(0, String::len) + 5).sum(),
+                Column::Str(v) => v
+                    .iter()
+                    .map(|s| s.as_ref().map_or(0, String::len) + 5)
+                    .sum(),
                 Column::Int(v) => v.len() * 9,
                 Column::Bool(v) => v.len() * 2,
             })
@@ -126,7 +129,9 @@ pub fn encode_upsert(collection: u32, batch: &NormBatch) -> Vec<u8> {
 
 /// Encodes a delete.
 pub fn encode_delete(collection: u32, keys: &[String]) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(16 + keys.iter().map(|k| k.len() + 4).sum::<usize>()));
+    let mut w = W(Vec::with_capacity(
+        16 + keys.iter().map(|k| k.len() + 4).sum::<usize>(),
+    ));
     w.u8(PAYLOAD_VERSION);
     w.u8(OP_DELETE);
     w.u32(collection);
@@ -310,14 +315,23 @@ mod tests {
         };
         let enc = encode_upsert(9, &batch);
         assert_eq!(peek_collection(&enc).unwrap(), 9);
-        assert_eq!(decode(&enc, &schema).unwrap(), Op::Upsert { collection: 9, batch });
+        assert_eq!(
+            decode(&enc, &schema).unwrap(),
+            Op::Upsert {
+                collection: 9,
+                batch
+            }
+        );
         for cut in 0..enc.len() {
             assert!(decode(&enc[..cut], &schema).is_err(), "cut {cut}");
         }
         let del = encode_delete(3, &["x".to_string(), "y".to_string()]);
         assert_eq!(
             decode(&del, &schema).unwrap(),
-            Op::Delete { collection: 3, keys: vec!["x".into(), "y".into()] }
+            Op::Delete {
+                collection: 3,
+                keys: vec!["x".into(), "y".into()]
+            }
         );
     }
 }

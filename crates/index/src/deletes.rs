@@ -34,7 +34,11 @@ impl DeleteSet {
     #[inline]
     pub fn contains(&self, row: u32) -> bool {
         let r = row as usize;
-        if self.base.get(r / 64).is_some_and(|w| w >> (r % 64) & 1 == 1) {
+        if self
+            .base
+            .get(r / 64)
+            .is_some_and(|w| w >> (r % 64) & 1 == 1)
+        {
             return true;
         }
         !self.overlay.is_empty() && self.overlay.binary_search(&row).is_ok()

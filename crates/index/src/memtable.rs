@@ -24,6 +24,8 @@ pub fn key_hash(key: &str) -> u64 {
 pub struct MemTable {
     schema: Arc<Schema>,
     chunks: Vec<Arc<RowsBuf>>,
+    /// Per full chunk: (key hash, row in chunk) sorted, for snapshot lookups.
+    chunk_index: Vec<Arc<Vec<(u64, u16)>>>,
     len: u32,
     heads: HashMap<u64, u32>,
     chain: Vec<u32>,
@@ -37,6 +39,7 @@ impl MemTable {
         MemTable {
             schema,
             chunks: Vec::new(),
+            chunk_index: Vec::new(),
             len: 0,
             heads: HashMap::new(),
             chain: Vec::new(),
@@ -98,7 +101,9 @@ impl MemTable {
                 rb.keys.ends.reserve(CHUNK_ROWS.min(n - i));
                 self.chunks.push(Arc::new(rb));
             }
-            let Some(last) = self.chunks.last_mut() else { break };
+            let Some(last) = self.chunks.last_mut() else {
+                break;
+            };
             // Copy-on-write: a snapshot may hold this chunk.
             let chunk = Arc::make_mut(last);
             let before = chunk.heap_bytes();
@@ -112,6 +117,13 @@ impl MemTable {
                 i += 1;
             }
             self.bytes += chunk.heap_bytes() - before;
+            if chunk.len() >= CHUNK_ROWS {
+                let mut idx: Vec<(u64, u16)> = (0..chunk.len())
+                    .map(|r| (key_hash(chunk.keys.get(r)), r as u16))
+                    .collect();
+                idx.sort_unstable();
+                self.chunk_index.push(Arc::new(idx));
+            }
         }
         first
     }
@@ -121,20 +133,30 @@ impl MemTable {
         self.dels.insert(row);
     }
 
+    /// Is `row` deleted?
+    pub fn is_deleted(&self, row: u32) -> bool {
+        self.dels.contains(row)
+    }
+
     /// A read-only view of the current state.
     pub fn view(&self) -> MemView {
         MemView {
             chunks: Arc::new(self.chunks.clone()),
+            chunk_index: Arc::new(self.chunk_index.clone()),
             len: self.len,
             dels: self.dels.clone(),
         }
     }
 }
 
+/// Sorted (key hash, row in chunk) per full chunk.
+type ChunkIndex = Arc<Vec<Arc<Vec<(u64, u16)>>>>;
+
 /// A snapshot of a memtable.
 #[derive(Debug, Clone)]
 pub struct MemView {
     chunks: Arc<Vec<Arc<RowsBuf>>>,
+    chunk_index: ChunkIndex,
     len: u32,
     /// Deleted rows.
     pub dels: DeleteSet,
@@ -158,6 +180,40 @@ impl MemView {
     /// Live rows.
     pub fn live(&self) -> u64 {
         u64::from(self.len) - self.dels.count()
+    }
+
+    /// The live row of `key` in this view, if any.
+    pub fn find(&self, key: &str) -> Option<u32> {
+        let h = key_hash(key);
+        let full = self.chunk_index.len();
+        // The newest version wins: the partial chunk first, then full chunks newest first.
+        for (ci, c) in self.chunks.iter().enumerate().skip(full).rev() {
+            let base = (ci * CHUNK_ROWS) as u32;
+            let n = (self.len.saturating_sub(base) as usize).min(c.len());
+            for r in (0..n).rev() {
+                if c.keys.get(r) == key {
+                    let row = base + r as u32;
+                    return (!self.dels.contains(row)).then_some(row);
+                }
+            }
+        }
+        for ci in (0..full).rev() {
+            let (Some(idx), Some(c)) = (self.chunk_index.get(ci), self.chunks.get(ci)) else {
+                continue;
+            };
+            let start = idx.partition_point(|e| e.0 < h);
+            let mut best: Option<u16> = None;
+            for e in idx.iter().skip(start).take_while(|e| e.0 == h) {
+                if c.keys.get(e.1 as usize) == key {
+                    best = Some(best.map_or(e.1, |b: u16| b.max(e.1)));
+                }
+            }
+            if let Some(r) = best {
+                let row = (ci * CHUNK_ROWS) as u32 + u32::from(r);
+                return (!self.dels.contains(row)).then_some(row);
+            }
+        }
+        None
     }
 
     fn chunk(&self, row: u32) -> Option<(&RowsBuf, u32)> {

@@ -275,7 +275,10 @@ mod tests {
         let z = [0u8; 24];
         let ones = [0xffu8; 24];
         assert_eq!(binary_distance(Metric::Jaccard, &z, &z), Some(1.0));
-        assert_eq!(binary_distance(Metric::Tanimoto, &z, &z), Some(f64::INFINITY));
+        assert_eq!(
+            binary_distance(Metric::Tanimoto, &z, &z),
+            Some(f64::INFINITY)
+        );
         assert_eq!(binary_distance(Metric::Jaccard, &ones, &ones), Some(0.0));
         let t = binary_distance(Metric::Tanimoto, &ones, &ones).unwrap();
         assert!(t == 0.0 && t.is_sign_positive());
@@ -284,8 +287,16 @@ mod tests {
         // The empty query is a substructure of everything; the empty row of nothing but the empty query's superstructure.
         assert_eq!(binary_distance(Metric::Substructure, &z, &ones), Some(0.0));
         assert_eq!(binary_distance(Metric::Superstructure, &z, &ones), None);
-        assert_eq!(binary_distance(Metric::Superstructure, &ones, &z), Some(0.0));
+        assert_eq!(
+            binary_distance(Metric::Superstructure, &ones, &z),
+            Some(0.0)
+        );
         assert!(Metric::parse("jaccard").is_ok());
-        assert!(Metric::parse("L2").unwrap_err().to_string().contains("unknown metric"));
+        assert!(
+            Metric::parse("L2")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown metric")
+        );
     }
 }

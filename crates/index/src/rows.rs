@@ -23,7 +23,8 @@ impl BitVec {
     /// `n` bits, all `value`.
     pub fn filled(n: usize, value: bool) -> BitVec {
         let mut words = vec![if value { u64::MAX } else { 0 }; n.div_ceil(64)];
-        if value && n % 64 != 0
+        if value
+            && !n.is_multiple_of(64)
             && let Some(last) = words.last_mut()
         {
             *last = (1u64 << (n % 64)) - 1;
@@ -33,7 +34,7 @@ impl BitVec {
 
     /// Appends a bit.
     pub fn push(&mut self, v: bool) {
-        if self.len % 64 == 0 {
+        if self.len.is_multiple_of(64) {
             self.words.push(0);
         }
         if v && let Some(w) = self.words.last_mut() {
@@ -45,7 +46,9 @@ impl BitVec {
     /// Bit `i` (false beyond the end).
     #[inline]
     pub fn get(&self, i: usize) -> bool {
-        self.words.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
+        self.words
+            .get(i / 64)
+            .is_some_and(|w| w >> (i % 64) & 1 == 1)
     }
 
     /// Sets bit `i`, growing as needed.
@@ -109,7 +112,11 @@ impl StrBuf {
 
     /// String `i` as bytes.
     pub fn get_bytes(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends.get(i - 1).copied().unwrap_or(0) as usize };
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends.get(i - 1).copied().unwrap_or(0) as usize
+        };
         let end = self.ends.get(i).copied().unwrap_or(0) as usize;
         self.data.get(start..end).unwrap_or(&[])
     }
@@ -169,31 +176,57 @@ impl ColBuf {
     /// An empty buffer for a field type.
     pub fn new(ty: FieldType) -> ColBuf {
         match ty {
-            FieldType::BinaryVector { dim } => ColBuf::Vector { width: dim as usize / 8, data: Vec::new(), present: BitVec::new() },
-            FieldType::Tlsh => ColBuf::Vector { width: DIGEST_LEN, data: Vec::new(), present: BitVec::new() },
-            FieldType::String { .. } => ColBuf::Str { values: StrBuf::default(), present: BitVec::new() },
-            FieldType::Int => ColBuf::Int { values: Vec::new(), present: BitVec::new() },
-            FieldType::Bool => ColBuf::Bool { values: BitVec::new(), present: BitVec::new() },
+            FieldType::BinaryVector { dim } => ColBuf::Vector {
+                width: dim as usize / 8,
+                data: Vec::new(),
+                present: BitVec::new(),
+            },
+            FieldType::Tlsh => ColBuf::Vector {
+                width: DIGEST_LEN,
+                data: Vec::new(),
+                present: BitVec::new(),
+            },
+            FieldType::String { .. } => ColBuf::Str {
+                values: StrBuf::default(),
+                present: BitVec::new(),
+            },
+            FieldType::Int => ColBuf::Int {
+                values: Vec::new(),
+                present: BitVec::new(),
+            },
+            FieldType::Bool => ColBuf::Bool {
+                values: BitVec::new(),
+                present: BitVec::new(),
+            },
         }
     }
 
     /// Appends row `i` of a batch column.
     pub fn push_column(&mut self, col: &Column, i: usize) {
         match (self, col) {
-            (ColBuf::Vector { width, data, present }, Column::Binary(d)) => {
+            (
+                ColBuf::Vector {
+                    width,
+                    data,
+                    present,
+                },
+                Column::Binary(d),
+            ) => {
                 data.extend_from_slice(d.get(i * *width..(i + 1) * *width).unwrap_or(&[]));
                 present.push(true);
             }
-            (ColBuf::Vector { data, present, .. }, Column::Tlsh(v)) => match v.get(i).copied().flatten() {
-                Some(dg) => {
-                    data.extend_from_slice(dg.as_bytes());
-                    present.push(true);
+            (ColBuf::Vector { data, present, .. }, Column::Tlsh(v)) => {
+                match v.get(i).copied().flatten() {
+                    Some(dg) => {
+                        data.extend_from_slice(dg.as_bytes());
+                        present.push(true);
+                    }
+                    None => {
+                        data.extend_from_slice(&[0u8; DIGEST_LEN]);
+                        present.push(false);
+                    }
                 }
-                None => {
-                    data.extend_from_slice(&[0u8; DIGEST_LEN]);
-                    present.push(false);
-                }
-            },
+            }
             (ColBuf::Str { values, present }, Column::Str(v)) => {
                 let s = v.get(i).and_then(|s| s.as_deref());
                 values.push(s.unwrap_or("").as_bytes());
@@ -216,14 +249,28 @@ impl ColBuf {
     /// Appends a value taken from another part.
     pub fn push_value(&mut self, v: &ValueRef<'_>) {
         match (self, v) {
-            (ColBuf::Vector { width, data, present }, ValueRef::Bytes(b)) => {
+            (
+                ColBuf::Vector {
+                    width,
+                    data,
+                    present,
+                },
+                ValueRef::Bytes(b),
+            ) => {
                 data.extend_from_slice(b);
                 if b.len() < *width {
                     data.resize(data.len() + *width - b.len(), 0);
                 }
                 present.push(true);
             }
-            (ColBuf::Vector { width, data, present }, ValueRef::Null) => {
+            (
+                ColBuf::Vector {
+                    width,
+                    data,
+                    present,
+                },
+                ValueRef::Null,
+            ) => {
                 data.resize(data.len() + *width, 0);
                 present.push(false);
             }
@@ -258,7 +305,11 @@ impl ColBuf {
     /// Value of row `i`.
     pub fn get(&self, i: usize) -> ValueRef<'_> {
         match self {
-            ColBuf::Vector { width, data, present } => {
+            ColBuf::Vector {
+                width,
+                data,
+                present,
+            } => {
                 if present.get(i) {
                     ValueRef::Bytes(data.get(i * width..(i + 1) * width).unwrap_or(&[]))
                 } else {
@@ -266,13 +317,25 @@ impl ColBuf {
                 }
             }
             ColBuf::Str { values, present } => {
-                if present.get(i) { ValueRef::Str(values.get(i)) } else { ValueRef::Null }
+                if present.get(i) {
+                    ValueRef::Str(values.get(i))
+                } else {
+                    ValueRef::Null
+                }
             }
             ColBuf::Int { values, present } => {
-                if present.get(i) { ValueRef::Int(values.get(i).copied().unwrap_or(0)) } else { ValueRef::Null }
+                if present.get(i) {
+                    ValueRef::Int(values.get(i).copied().unwrap_or(0))
+                } else {
+                    ValueRef::Null
+                }
             }
             ColBuf::Bool { values, present } => {
-                if present.get(i) { ValueRef::Bool(values.get(i)) } else { ValueRef::Null }
+                if present.get(i) {
+                    ValueRef::Bool(values.get(i))
+                } else {
+                    ValueRef::Null
+                }
             }
         }
     }
@@ -281,7 +344,9 @@ impl ColBuf {
     pub fn heap_bytes(&self) -> usize {
         match self {
             ColBuf::Vector { data, present, .. } => data.len() + present.len() / 8,
-            ColBuf::Str { values, present } => values.data.len() + values.ends.len() * 8 + present.len() / 8,
+            ColBuf::Str { values, present } => {
+                values.data.len() + values.ends.len() * 8 + present.len() / 8
+            }
             ColBuf::Int { values, present } => values.len() * 8 + present.len() / 8,
             ColBuf::Bool { values, present } => values.len() / 8 + present.len() / 8,
         }
@@ -353,7 +418,8 @@ impl RowsBuf {
 
     /// Appends row `i` of a batch.
     pub fn push_batch_row(&mut self, b: &NormBatch, i: usize) {
-        self.keys.push(b.keys.get(i).map(String::as_bytes).unwrap_or(b""));
+        self.keys
+            .push(b.keys.get(i).map(String::as_bytes).unwrap_or(b""));
         for (c, col) in self.cols.iter_mut().zip(&b.columns) {
             c.push_column(col, i);
         }
@@ -369,7 +435,9 @@ impl RowsBuf {
 
     /// Approximate heap bytes.
     pub fn heap_bytes(&self) -> usize {
-        self.keys.data.len() + self.keys.ends.len() * 8 + self.cols.iter().map(ColBuf::heap_bytes).sum::<usize>()
+        self.keys.data.len()
+            + self.keys.ends.len() * 8
+            + self.cols.iter().map(ColBuf::heap_bytes).sum::<usize>()
     }
 }
 
@@ -424,11 +492,17 @@ impl PartRead for RowsBuf {
         self.keys.get(row as usize)
     }
     fn value(&self, field: usize, row: u32) -> ValueRef<'_> {
-        self.cols.get(field).map_or(ValueRef::Null, |c| c.get(row as usize))
+        self.cols
+            .get(field)
+            .map_or(ValueRef::Null, |c| c.get(row as usize))
     }
     fn vectors(&self, field: usize) -> Option<VectorSlice<'_>> {
         match self.cols.get(field)? {
-            ColBuf::Vector { width, data, present } => Some(VectorSlice {
+            ColBuf::Vector {
+                width,
+                data,
+                present,
+            } => Some(VectorSlice {
                 width: *width,
                 data,
                 present: Some(PresentBits::Mem(present)),

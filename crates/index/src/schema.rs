@@ -271,13 +271,11 @@ impl Schema {
                         )));
                     }
                 }
-                FieldType::String { max_len } => {
-                    if max_len == 0 || max_len > MAX_STRING_LEN {
-                        return Err(Error::invalid(format!(
-                            "field {:?}: string max_len {max_len} must be between 1 and {MAX_STRING_LEN}",
-                            f.name
-                        )));
-                    }
+                FieldType::String { max_len } if (max_len == 0 || max_len > MAX_STRING_LEN) => {
+                    return Err(Error::invalid(format!(
+                        "field {:?}: string max_len {max_len} must be between 1 and {MAX_STRING_LEN}",
+                        f.name
+                    )));
                 }
                 _ => {}
             }
@@ -356,9 +354,7 @@ impl Schema {
     pub fn primary_vector_field(&self) -> Option<usize> {
         self.fields
             .iter()
-            .position(|f| {
-                f.ty.is_vector() && !matches!(f.index_spec(), IndexSpec::Flat)
-            })
+            .position(|f| f.ty.is_vector() && !matches!(f.index_spec(), IndexSpec::Flat))
             .or_else(|| self.fields.iter().position(|f| f.ty.is_vector()))
     }
 }
@@ -373,20 +369,56 @@ mod tests {
 
     #[test]
     fn schema_rules_are_enforced_with_messages() {
-        let ok = Schema::new("sha256", vec![bin("v", 192), FieldSchema::new("t", FieldType::Tlsh)]);
+        let ok = Schema::new(
+            "sha256",
+            vec![bin("v", 192), FieldSchema::new("t", FieldType::Tlsh)],
+        );
         ok.validate().unwrap();
         for (schema, needle) in [
             (Schema::new("sha256", vec![bin("v", 12)]), "multiple of 8"),
             (Schema::new("sha256", vec![bin("v", 0)]), "multiple of 8"),
-            (Schema::new("sha256", vec![bin("v", 262_152)]), "between 8 and 262144"),
-            (Schema::new("sha256", vec![bin("v", 8), bin("v", 16)]), "duplicate field"),
-            (Schema::new("sha256", vec![bin("sha256", 8)]), "duplicate field"),
-            (Schema::new("sha256", vec![FieldSchema::new("s", FieldType::Int)]), "vector field"),
-            (Schema::new("1bad", vec![bin("v", 8)]), "invalid primary key name"),
+            (
+                Schema::new("sha256", vec![bin("v", 262_152)]),
+                "between 8 and 262144",
+            ),
+            (
+                Schema::new("sha256", vec![bin("v", 8), bin("v", 16)]),
+                "duplicate field",
+            ),
+            (
+                Schema::new("sha256", vec![bin("sha256", 8)]),
+                "duplicate field",
+            ),
+            (
+                Schema::new("sha256", vec![FieldSchema::new("s", FieldType::Int)]),
+                "vector field",
+            ),
+            (
+                Schema::new("1bad", vec![bin("v", 8)]),
+                "invalid primary key name",
+            ),
             (Schema::new("k", vec![bin("v-x", 8)]), "invalid field name"),
-            (Schema::new("k", vec![bin("v", 8).with_index(IndexSpec::TlshTree { leaf_size: 32 })]), "not available"),
-            (Schema::new("k", vec![bin("v", 8).with_index(IndexSpec::IvfFlat { nlist: 0 })]), "nlist"),
-            (Schema::new("k", vec![FieldSchema::new("t", FieldType::Tlsh).with_metric(Metric::Jaccard)]), "metric"),
+            (
+                Schema::new(
+                    "k",
+                    vec![bin("v", 8).with_index(IndexSpec::TlshTree { leaf_size: 32 })],
+                ),
+                "not available",
+            ),
+            (
+                Schema::new(
+                    "k",
+                    vec![bin("v", 8).with_index(IndexSpec::IvfFlat { nlist: 0 })],
+                ),
+                "nlist",
+            ),
+            (
+                Schema::new(
+                    "k",
+                    vec![FieldSchema::new("t", FieldType::Tlsh).with_metric(Metric::Jaccard)],
+                ),
+                "metric",
+            ),
         ] {
             let err = schema.validate().unwrap_err().to_string();
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");

@@ -99,7 +99,9 @@ impl TlshQuery {
             [c, l, q, ..] => (*c, *l, *q),
             _ => return u32::MAX / 2,
         };
-        u32::from(self.lcost[l as usize]) + u32::from(self.qcost[q as usize]) + u32::from(c != self.checksum)
+        u32::from(self.lcost[l as usize])
+            + u32::from(self.qcost[q as usize])
+            + u32::from(c != self.checksum)
     }
 
     /// Body part of the distance to a record.
@@ -107,6 +109,7 @@ impl TlshQuery {
     pub fn body(&self, rec: &[u8]) -> u32 {
         let r = body_words(rec);
         let mut d = 0u32;
+        #[allow(clippy::needless_range_loop)] // three arrays indexed together
         for i in 0..4 {
             let x = self.body[i] ^ r[i];
             let x0 = x & M55;
@@ -122,6 +125,7 @@ impl TlshQuery {
     #[inline]
     pub fn body_l1_words(&self, r: &[u64; 4]) -> u32 {
         let mut d = 0u32;
+        #[allow(clippy::needless_range_loop)] // three arrays indexed together
         for i in 0..4 {
             let x = self.body[i] ^ r[i];
             let x0 = x & M55;
@@ -153,11 +157,11 @@ impl TlshQuery {
     #[inline]
     pub fn header_lower_bound(&self, l: (u8, u8), q1: (u8, u8), q2: (u8, u8)) -> u32 {
         let lb_l = if self.with_len {
-            range_cost(self.l, l, 256, |a, b| l_cost(a, b))
+            range_cost(self.l, l, 256, l_cost)
         } else {
             0
         };
-        lb_l + range_cost(self.q1, q1, 16, |a, b| q_cost(a, b)) + range_cost(self.q2, q2, 16, |a, b| q_cost(a, b))
+        lb_l + range_cost(self.q1, q1, 16, q_cost) + range_cost(self.q2, q2, 16, q_cost)
     }
 
     /// Lower bound of the body cost for digests whose bucket `i` lies in
@@ -263,7 +267,9 @@ mod tests {
                 }
             }
             let (wa, wb) = (body_words(a.as_bytes()), body_words(b.as_bytes()));
-            let l1: u32 = (0..128).map(|k| (lane(&wa, k) as i32 - lane(&wb, k) as i32).unsigned_abs()).sum();
+            let l1: u32 = (0..128)
+                .map(|k| (lane(&wa, k) as i32 - lane(&wb, k) as i32).unsigned_abs())
+                .sum();
             assert_eq!(body_l1(&wa, &wb), l1);
             assert_eq!(TlshQuery::new(a, true).body_l1_words(&wb), l1);
             assert!(l1 <= a.body_distance(&b));
@@ -290,7 +296,11 @@ mod tests {
             let wq = body_words(q.as_bytes());
             let naive: u32 = (0..128)
                 .map(|k| {
-                    let (v, l, h) = (lane(&wq, k) as i32, lane(&lo, k) as i32, lane(&hi, k) as i32);
+                    let (v, l, h) = (
+                        lane(&wq, k) as i32,
+                        lane(&lo, k) as i32,
+                        lane(&hi, k) as i32,
+                    );
                     cost(l - v) + cost(v - h)
                 })
                 .sum();
@@ -305,15 +315,27 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         for _ in 0..20_000 {
             let q = rand_digest(&mut rng);
-            let xs: Vec<Digest> = (0..rng.random_range(1..5)).map(|_| rand_digest(&mut rng)).collect();
-            let lr = (xs.iter().map(|d| d.lvalue()).min().unwrap(), xs.iter().map(|d| d.lvalue()).max().unwrap());
-            let q1 = (xs.iter().map(|d| d.q1()).min().unwrap(), xs.iter().map(|d| d.q1()).max().unwrap());
-            let q2 = (xs.iter().map(|d| d.q2()).min().unwrap(), xs.iter().map(|d| d.q2()).max().unwrap());
+            let xs: Vec<Digest> = (0..rng.random_range(1..5))
+                .map(|_| rand_digest(&mut rng))
+                .collect();
+            let lr = (
+                xs.iter().map(|d| d.lvalue()).min().unwrap(),
+                xs.iter().map(|d| d.lvalue()).max().unwrap(),
+            );
+            let q1 = (
+                xs.iter().map(|d| d.q1()).min().unwrap(),
+                xs.iter().map(|d| d.q1()).max().unwrap(),
+            );
+            let q2 = (
+                xs.iter().map(|d| d.q2()).min().unwrap(),
+                xs.iter().map(|d| d.q2()).max().unwrap(),
+            );
             for len in [true, false] {
                 let tq = TlshQuery::new(q, len);
                 let lb = tq.header_lower_bound(lr, q1, q2);
                 for x in &xs {
-                    let h = q.header_distance(x, len) - u32::from(q.checksum_byte() != x.checksum_byte());
+                    let h = q.header_distance(x, len)
+                        - u32::from(q.checksum_byte() != x.checksum_byte());
                     assert!(lb <= h, "lb {lb} > header {h}");
                 }
             }

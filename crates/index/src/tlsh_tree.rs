@@ -94,7 +94,11 @@ impl Node {
     /// Lower bound of the TLSH distance from `q` to any member.
     #[inline]
     pub fn lower_bound(&self, q: &TlshQuery) -> u32 {
-        let h = q.header_lower_bound((self.lmin, self.lmax), (self.q1min, self.q1max), (self.q2min, self.q2max));
+        let h = q.header_lower_bound(
+            (self.lmin, self.lmax),
+            (self.q1min, self.q1max),
+            (self.q2min, self.q2max),
+        );
         let c = record_body_words(&self.center);
         let ball = q.body_l1_words(&c).saturating_sub(u32::from(self.radius));
         let bx = q.box_lower_bound(&words32(&self.box_lo), &words32(&self.box_hi));
@@ -132,7 +136,9 @@ struct Center {
 #[inline]
 fn rec(records: &[u8], row: u32) -> &[u8] {
     let at = row as usize * DIGEST_LEN;
-    records.get(at..at + DIGEST_LEN).unwrap_or(&[0u8; DIGEST_LEN])
+    records
+        .get(at..at + DIGEST_LEN)
+        .unwrap_or(&[0u8; DIGEST_LEN])
 }
 
 #[inline]
@@ -180,7 +186,12 @@ fn median_center(records: &[u8], rows: &[u32]) -> Center {
     for (k, c) in counts.iter().enumerate() {
         body[k / 32] |= u64::from(med(c)) << (2 * (k % 32));
     }
-    Center { body, l: med(&lh), q1: med(&q1h), q2: med(&q2h) }
+    Center {
+        body,
+        l: med(&lh),
+        q1: med(&q1h),
+        q2: med(&q2h),
+    }
 }
 
 fn node_stats(records: &[u8], rows: &[u32]) -> Node {
@@ -191,7 +202,8 @@ fn node_stats(records: &[u8], rows: &[u32]) -> Node {
     center[2] = (c.q1 << 4) | c.q2;
     center[3..].copy_from_slice(&bytes32(&c.body));
     n.center = center;
-    let (mut lmin, mut lmax, mut q1min, mut q1max, mut q2min, mut q2max) = (255u8, 0u8, 15u8, 0u8, 15u8, 0u8);
+    let (mut lmin, mut lmax, mut q1min, mut q1max, mut q2min, mut q2max) =
+        (255u8, 0u8, 15u8, 0u8, 15u8, 0u8);
     let mut lo = [u64::MAX; 4];
     let mut hi = [0u64; 4];
     let mut radius = 0u32;
@@ -281,7 +293,10 @@ fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: 
     node.start = start as u32;
     node.end = (start + rows.len()) as u32;
     if rows.len() <= leaf {
-        return Tmp { node, children: Vec::new() };
+        return Tmp {
+            node,
+            children: Vec::new(),
+        };
     }
     let b = BRANCHING.min(rows.len().div_ceil(leaf)).max(2);
     let assign = partition(records, rows, b, seed);
@@ -290,11 +305,14 @@ fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: 
     for &a in &assign {
         counts[a as usize] += 1;
     }
-    let sizes: Vec<usize> = if counts.iter().any(|&c| c == rows.len()) {
+    let sizes: Vec<usize> = if counts.contains(&rows.len()) {
         // Degenerate (identical digests): split by position.
         rows.sort_unstable_by_key(|&r| (hdr(rec(records, r)).0, rec(records, r).to_vec()));
         let per = rows.len().div_ceil(b);
-        (0..b).map(|i| per.min(rows.len().saturating_sub(i * per))).filter(|&s| s > 0).collect()
+        (0..b)
+            .map(|i| per.min(rows.len().saturating_sub(i * per)))
+            .filter(|&s| s > 0)
+            .collect()
     } else {
         let mut offs = vec![0usize; b + 1];
         for i in 0..b {
@@ -323,13 +341,29 @@ fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: 
         parts
             .into_par_iter()
             .enumerate()
-            .map(|(i, (st, p))| build_rec(records, p, st, leaf, seed.wrapping_mul(31).wrapping_add(i as u64 + 1)))
+            .map(|(i, (st, p))| {
+                build_rec(
+                    records,
+                    p,
+                    st,
+                    leaf,
+                    seed.wrapping_mul(31).wrapping_add(i as u64 + 1),
+                )
+            })
             .collect()
     } else {
         parts
             .into_iter()
             .enumerate()
-            .map(|(i, (st, p))| build_rec(records, p, st, leaf, seed.wrapping_mul(31).wrapping_add(i as u64 + 1)))
+            .map(|(i, (st, p))| {
+                build_rec(
+                    records,
+                    p,
+                    st,
+                    leaf,
+                    seed.wrapping_mul(31).wrapping_add(i as u64 + 1),
+                )
+            })
             .collect()
     };
     Tmp { node, children }
@@ -339,18 +373,28 @@ fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: 
 fn partition(records: &[u8], rows: &[u32], k: usize, seed: u64) -> Vec<u8> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ rows.len() as u64);
     let sample: Vec<u32> = if rows.len() > TRAIN_SAMPLE {
-        (0..TRAIN_SAMPLE).map(|_| rows[rng.random_range(0..rows.len())]).collect()
+        (0..TRAIN_SAMPLE)
+            .map(|_| rows[rng.random_range(0..rows.len())])
+            .collect()
     } else {
         rows.to_vec()
     };
     let to_center = |r: u32| {
         let x = rec(records, r);
         let (l, q1, q2) = hdr(x);
-        Center { body: record_body_words(x), l, q1, q2 }
+        Center {
+            body: record_body_words(x),
+            l,
+            q1,
+            q2,
+        }
     };
     // k-means++ seeding.
     let mut centers = vec![to_center(sample[rng.random_range(0..sample.len())])];
-    let mut dmin: Vec<u32> = sample.iter().map(|&r| cdist(&centers[0], rec(records, r))).collect();
+    let mut dmin: Vec<u32> = sample
+        .iter()
+        .map(|&r| cdist(&centers[0], rec(records, r)))
+        .collect();
     while centers.len() < k {
         let total: f64 = dmin.iter().map(|&d| f64::from(d) * f64::from(d)).sum();
         if total <= 0.0 {
@@ -385,7 +429,12 @@ fn partition(records: &[u8], rows: &[u32], k: usize, seed: u64) -> Vec<u8> {
     for _ in 0..ITERATIONS {
         let a: Vec<u8> = sample.iter().map(|&r| nearest(&centers, r)).collect();
         for (ci, c) in centers.iter_mut().enumerate() {
-            let members: Vec<u32> = sample.iter().zip(&a).filter(|(_, x)| **x as usize == ci).map(|(r, _)| *r).collect();
+            let members: Vec<u32> = sample
+                .iter()
+                .zip(&a)
+                .filter(|(_, x)| **x as usize == ci)
+                .map(|(r, _)| *r)
+                .collect();
             if !members.is_empty() {
                 *c = median_center(records, &members);
             }
@@ -419,7 +468,13 @@ pub struct SearchStats {
 
 /// Searches a tree. `records` holds the digests in leaf order (35 bytes per
 /// position); the sink receives positions.
-pub fn search(nodes: &[Node], records: &[u8], q: &TlshQuery, sink: &mut dyn TlshSink, stats: &mut SearchStats) {
+pub fn search(
+    nodes: &[Node],
+    records: &[u8],
+    q: &TlshQuery,
+    sink: &mut dyn TlshSink,
+    stats: &mut SearchStats,
+) {
     let Some(root) = nodes.first() else { return };
     let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::new();
     stats.nodes += 1;
@@ -431,7 +486,9 @@ pub fn search(nodes: &[Node], records: &[u8], q: &TlshQuery, sink: &mut dyn Tlsh
         if lb > sink.bound() {
             break;
         }
-        let Some(node) = nodes.get(idx as usize) else { continue };
+        let Some(node) = nodes.get(idx as usize) else {
+            continue;
+        };
         if node.is_leaf() {
             stats.leaves += 1;
             let (s, e) = (node.start as usize, node.end as usize);
@@ -510,7 +567,11 @@ mod tests {
         let mut sorted = tree.order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
-        let ordered: Vec<u8> = tree.order.iter().flat_map(|&r| rec(&recs, r).to_vec()).collect();
+        let ordered: Vec<u8> = tree
+            .order
+            .iter()
+            .flat_map(|&r| rec(&recs, r).to_vec())
+            .collect();
         for n0 in &tree.nodes {
             assert!(n0.start <= n0.end);
         }
@@ -530,14 +591,24 @@ mod tests {
             for len in [true, false] {
                 let q = TlshQuery::new(qd, len);
                 for radius in [0u32, 10, 30, 100, 300] {
-                    let mut sink = All { bound: radius, hits: Vec::new() };
+                    let mut sink = All {
+                        bound: radius,
+                        hits: Vec::new(),
+                    };
                     let mut st = SearchStats::default();
                     search(&tree.nodes, &ordered, &q, &mut sink, &mut st);
-                    let mut got: Vec<(u32, u32)> = sink.hits.iter().map(|&(d, p)| (d, tree.order[p as usize])).collect();
+                    let mut got: Vec<(u32, u32)> = sink
+                        .hits
+                        .iter()
+                        .map(|&(d, p)| (d, tree.order[p as usize]))
+                        .collect();
                     got.sort_unstable();
                     let mut want: Vec<(u32, u32)> = (0..n as u32)
                         .filter_map(|r| {
-                            let d = qd.distance(&Digest::from_bytes(rec(&recs, r).try_into().unwrap()), len);
+                            let d = qd.distance(
+                                &Digest::from_bytes(rec(&recs, r).try_into().unwrap()),
+                                len,
+                            );
                             (d <= radius).then_some((d, r))
                         })
                         .collect();
@@ -550,10 +621,17 @@ mod tests {
 
     #[test]
     fn tree_handles_identical_and_tiny_inputs() {
-        let recs: Vec<u8> = std::iter::repeat_n([0x11u8; DIGEST_LEN], 500).flatten().collect();
+        let recs: Vec<u8> = std::iter::repeat_n([0x11u8; DIGEST_LEN], 500)
+            .flatten()
+            .collect();
         let tree = build(&recs, (0..500).collect(), 8, 1);
         assert_eq!(tree.order.len(), 500);
-        assert!(tree.nodes.iter().filter(|n| n.is_leaf()).all(|n| n.end - n.start <= 8));
+        assert!(
+            tree.nodes
+                .iter()
+                .filter(|n| n.is_leaf())
+                .all(|n| n.end - n.start <= 8)
+        );
         let empty = build(&recs, Vec::new(), 8, 1);
         assert_eq!(empty.nodes.len(), 1);
         assert!(empty.order.is_empty());

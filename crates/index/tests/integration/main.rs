@@ -1,0 +1,6 @@
+//! Integration tests of the engine: one binary, one module per area.
+mod common;
+mod crash;
+mod engine;
+mod model;
+mod search;
