@@ -89,12 +89,20 @@ const EXCEPTIONS: &[(&str, &str, &str)] = &[
 struct Tally {
     compared: usize,
     matched: usize,
+    /// Per source (`whole`, `zipfile`, `apkinspector`, `androguard`): (compared, matched).
+    by_source: BTreeMap<String, (usize, usize)>,
     mismatches: BTreeMap<(String, String), String>,
 }
 
 impl Tally {
     fn check(&mut self, file: &str, key: String, ok: bool, what: impl FnOnce() -> String) {
         self.compared += 1;
+        let source = key.split_once(':').map_or("whole", |(s, _)| s).to_string();
+        let slot = self.by_source.entry(source).or_default();
+        slot.0 += 1;
+        if ok {
+            slot.1 += 1;
+        }
         if ok {
             self.matched += 1;
         } else {
@@ -266,6 +274,7 @@ fn corpus_matches_reference_tools() {
     let mut t = Tally {
         compared: 0,
         matched: 0,
+        by_source: BTreeMap::new(),
         mismatches: BTreeMap::new(),
     };
     let mut files = 0;
@@ -304,6 +313,9 @@ fn corpus_matches_reference_tools() {
         unexplained.len(),
         stale.len()
     );
+    for (source, (c, m)) in &t.by_source {
+        eprintln!("  {source}: {c} compared, {m} matched, {} explained", c - m);
+    }
     for u in &unexplained {
         eprintln!("UNEXPLAINED {u}");
     }
