@@ -156,8 +156,7 @@ fn crash_torn_wal_tail_is_cut_and_store_opens() {
     let mut files = dir.crash_image();
     let wal = files
         .keys()
-        .filter(|k| k.starts_with("wal-"))
-        .next_back()
+        .rfind(|k| k.starts_with("wal-"))
         .unwrap()
         .clone();
     files.get_mut(&wal).unwrap().extend_from_slice(&[0x55; 100]);
