@@ -113,6 +113,8 @@ fn push_cert(certs: &mut Vec<SigningCert>, scheme: Scheme, der: &[u8]) {
 /// Android's verifier pairs them); the signer's certificate as named by the PKCS#7 SignerInfo.
 fn v1(archive: &Archive<'_>, certs: &mut Vec<SigningCert>, an: &mut Vec<Anomaly>) {
     let cap = archive.limits().max_signature_file_bytes;
+    let names: std::collections::HashSet<&[u8]> =
+        archive.entries().iter().map(|e| e.name).collect();
     for e in archive.entries() {
         let Some(base) = e.name.strip_prefix(b"META-INF/") else {
             continue;
@@ -128,7 +130,7 @@ fn v1(archive: &Archive<'_>, certs: &mut Vec<SigningCert>, an: &mut Vec<Anomaly>
         let mut sf = b"META-INF/".to_vec();
         sf.extend_from_slice(stem);
         sf.extend_from_slice(b".SF");
-        if archive.find(&sf).is_none() {
+        if !names.contains(sf.as_slice()) {
             an.push(Anomaly::entry(
                 codes::V1_SIGNATURE_WITHOUT_SF,
                 display,

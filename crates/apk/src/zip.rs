@@ -894,6 +894,7 @@ fn scan_local_headers<'a>(data: &'a [u8], limits: &Limits, an: &mut Anomalies) -
     let mut entries = Vec::new();
     let mut pos = 0usize;
     let sig = LFH_SIG.to_le_bytes();
+    let mut descriptors: Option<HashMap<usize, usize>> = None;
     while let Some(rel) = data
         .get(pos..)
         .and_then(|d| d.windows(4).position(|w| w == sig))
@@ -928,18 +929,18 @@ fn scan_local_headers<'a>(data: &'a [u8], limits: &Limits, an: &mut Anomalies) -
             stream_sized: false,
         };
         if lh.flags & 0x8 != 0 && lh.csize == 0 {
-            // Sizes follow the data: find a descriptor whose compressed size matches its position.
-            // A descriptor precedes the next local header, so the search stops there: the scan
-            // stays linear in the file size whatever the number of headers.
-            let bound = data
-                .get(lh.data_offset..)
-                .and_then(|d| d.windows(4).position(|w| w == sig))
-                .map_or(data.len(), |r| lh.data_offset + r + 4);
-            let found = find_descriptor(data, lh.data_offset, bound);
-            if let Some((crc, c, u)) = found {
+            // Sizes follow the data: find the descriptor whose compressed size points back here.
+            let index = descriptors.get_or_insert_with(|| index_descriptors(data));
+            if let Some(at) = index.get(&lh.data_offset).copied()
+                && let (Some(crc), Some(c), Some(u)) = (
+                    u32_at(data, at + 4),
+                    u32_at(data, at + 8),
+                    u32_at(data, at + 12),
+                )
+            {
                 e.crc32 = crc;
-                e.compressed_size = c;
-                e.uncompressed_size = u;
+                e.compressed_size = u64::from(c);
+                e.uncompressed_size = u64::from(u);
             } else if lh.method == 8 {
                 e.stream_sized = true;
                 e.compressed_size = (data.len() - lh.data_offset.min(data.len())) as u64;
@@ -959,25 +960,27 @@ fn scan_local_headers<'a>(data: &'a [u8], limits: &Limits, an: &mut Anomalies) -
     entries
 }
 
-/// A data descriptor with signature in `start..end` whose compressed size equals its distance.
-fn find_descriptor(data: &[u8], start: usize, end: usize) -> Option<(u32, u64, u64)> {
+/// Most data-descriptor signatures indexed by salvage.
+const MAX_DESCRIPTORS: usize = 1 << 20;
+
+/// Every data descriptor (with signature), keyed by the data start its compressed size points
+/// back to (`position - compressed size`); the first one wins. Built once per salvage, so finding
+/// the descriptor of each local header costs O(1) and salvage stays linear in the file size.
+fn index_descriptors(data: &[u8]) -> HashMap<usize, usize> {
     let sig = DD_SIG.to_le_bytes();
-    let mut pos = start;
-    let region = data.get(..end.min(data.len()))?;
-    while let Some(rel) = region
-        .get(pos..)
-        .and_then(|d| d.windows(4).position(|w| w == sig))
-    {
-        let at = pos + rel;
-        let dist = (at - start) as u64;
-        if u32_at(data, at + 8).map(u64::from) == Some(dist) {
-            return Some((
-                u32_at(data, at + 4)?,
-                dist,
-                u64::from(u32_at(data, at + 12)?),
-            ));
+    let mut map = HashMap::new();
+    for (at, w) in data.windows(4).enumerate() {
+        if w != sig {
+            continue;
         }
-        pos = at + 4;
+        if let Some(c) = u32_at(data, at + 8).and_then(|c| to_usize(u64::from(c)))
+            && let Some(start) = at.checked_sub(c)
+        {
+            map.entry(start).or_insert(at);
+            if map.len() >= MAX_DESCRIPTORS {
+                break;
+            }
+        }
     }
-    None
+    map
 }

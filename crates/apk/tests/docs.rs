@@ -11,7 +11,10 @@ fn every_anomaly_code_is_documented() {
             && rest.contains(": &str = \"")
         {
             let code = rest.split('"').nth(1).unwrap();
-            assert!(doc.contains(&format!("| `{code}` |")), "docs/APK.md does not document `{code}`");
+            assert!(
+                doc.contains(&format!("| `{code}` |")),
+                "docs/APK.md does not document `{code}`"
+            );
             n += 1;
         }
     }

@@ -633,3 +633,72 @@ fn v2_v3_certificates_from_signing_block() {
         );
     }
 }
+
+// ---- adversarial shapes stay linear --------------------------------------------------------------
+
+fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let t = std::time::Instant::now();
+    let r = f();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(secs < 5.0, "{what}: {secs:.2} s");
+    r
+}
+
+#[test]
+fn many_signature_files_and_duplicates_linear() {
+    let mut es = base();
+    for i in 0..30_000 {
+        es.push(Entry::stored(format!("META-INF/S{i}.RSA"), b"x"));
+        es.push(Entry::stored("dup", b"y"));
+    }
+    let z = zip(&es);
+    let a = timed("parse", || Archive::parse(&z, &Limits::default()).unwrap());
+    let (certs, an) = timed("certificates", || apksift_apk::certificates(&a));
+    assert!(certs.is_empty());
+    assert!(has(&an, codes::V1_SIGNATURE_WITHOUT_SF));
+    assert!(has(a.anomalies(), codes::DUPLICATE_NAME));
+}
+
+#[test]
+fn salvage_of_descriptor_headers_before_a_gap_linear() {
+    // 4 000 local headers with bit 3 set, large extra fields, no descriptor, then 8 MiB without
+    // any signature: each header's descriptor search must not rescan the gap.
+    let mut data = Vec::new();
+    for i in 0..4_000u32 {
+        let extra = vec![0u8; 60_000 - (i as usize * 13) % 50_000];
+        data.extend_from_slice(&common::SIG_LFH.to_le_bytes());
+        data.extend_from_slice(&[20, 0, 8, 0, 0, 0, 0, 0, 0, 0]);
+        data.extend_from_slice(&[0; 12]);
+        data.extend_from_slice(&1u16.to_le_bytes());
+        data.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+        data.push(b'a');
+        if i % 2 == 0 {
+            data.extend_from_slice(&extra[..16]);
+        }
+    }
+    data.extend(std::iter::repeat_n(0x55u8, 8 << 20));
+    let a = timed("salvage", || Archive::salvage(&data, &Limits::default()));
+    assert!(!a.entries().is_empty());
+    timed("reads", || {
+        for i in 0..a.entries().len() {
+            let _ = a.read_to_vec(i, 1 << 10);
+        }
+    });
+}
+
+#[test]
+fn manifest_with_many_elements_linear() {
+    let m = Axml::manifest();
+    let one = m.build();
+    // Repeat the element chunks (everything after the pool and resource map) many times.
+    let body_at = one
+        .windows(4)
+        .position(|w| w == [0x00, 0x01, 0x10, 0x00])
+        .unwrap();
+    let mut data = one[..body_at].to_vec();
+    for _ in 0..50_000 {
+        data.extend_from_slice(&one[body_at..]);
+    }
+    let r = timed("manifest", || parse_manifest(&data).unwrap());
+    assert_eq!(r.package.as_deref(), Some("com.example.fixture"));
+}

@@ -10,28 +10,34 @@ use apksift_fingerprint::{Options, fingerprint};
 use proptest::prelude::*;
 use sha2::Digest as _;
 
+/// The sample is loaded (or generated) once, so the skip notice prints once.
 fn small_apk() -> Vec<u8> {
-    if let Some(dir) = common::apk_dir()
-        && let Ok(b) = std::fs::read(dir.join("apksig/original.apk"))
-    {
-        return b;
-    }
-    eprintln!("note: using a generated APK for the mutation tests");
-    writer::zip(&[
-        writer::Entry::deflated("AndroidManifest.xml", &writer::Axml::manifest().build()),
-        writer::Entry::deflated(
-            "classes.dex",
-            &(0..5000u32)
-                .map(|i| (i * 31 % 253) as u8)
-                .collect::<Vec<_>>(),
-        ),
-        writer::Entry::stored(
-            "resources.arsc",
-            &(0..700u32)
-                .map(|i| (i * 13 % 241) as u8)
-                .collect::<Vec<_>>(),
-        ),
-    ])
+    static SAMPLE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SAMPLE
+        .get_or_init(|| {
+            if let Some(dir) = common::apk_dir()
+                && let Ok(b) = std::fs::read(dir.join("apksig/original.apk"))
+            {
+                return b;
+            }
+            eprintln!("note: using a generated APK for the mutation tests");
+            writer::zip(&[
+                writer::Entry::deflated("AndroidManifest.xml", &writer::Axml::manifest().build()),
+                writer::Entry::deflated(
+                    "classes.dex",
+                    &(0..5000u32)
+                        .map(|i| (i * 31 % 253) as u8)
+                        .collect::<Vec<_>>(),
+                ),
+                writer::Entry::stored(
+                    "resources.arsc",
+                    &(0..700u32)
+                        .map(|i| (i * 13 % 241) as u8)
+                        .collect::<Vec<_>>(),
+                ),
+            ])
+        })
+        .clone()
 }
 
 fn check(data: &[u8], include_entries: bool) {
