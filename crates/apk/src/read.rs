@@ -3,8 +3,8 @@
 //! Memory stays constant per read (one output buffer of at most 64 KiB); the declared sizes are
 //! only compared, never used to allocate. Three limits stop a read early, each yielding a
 //! truncated result plus an anomaly, never an error: the per-entry byte cap, the per-archive budget
-//! ([`Limits::max_total_bytes`], shared by all reads of one [`Archive`]) and the compression-ratio
-//! limit (checked once the output passes [`Limits::ratio_grace_bytes`]).
+//! ([`Limits::max_total_bytes`](crate::Limits::max_total_bytes), shared by all reads of one [`Archive`]) and the compression-ratio
+//! limit (checked once the output passes [`Limits::ratio_grace_bytes`](crate::Limits::ratio_grace_bytes)).
 
 use flate2::{Decompress, FlushDecompress, Status};
 
@@ -36,11 +36,11 @@ pub enum Decoding {
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Truncation {
-    /// The per-entry cap ([`Limits::max_entry_bytes`] or the caller's smaller cap).
+    /// The per-entry cap ([`Limits::max_entry_bytes`](crate::Limits::max_entry_bytes) or the caller's smaller cap).
     EntryLimit,
-    /// The per-archive budget ([`Limits::max_total_bytes`]).
+    /// The per-archive budget ([`Limits::max_total_bytes`](crate::Limits::max_total_bytes)).
     TotalLimit,
-    /// The compression-ratio limit ([`Limits::max_ratio`]).
+    /// The compression-ratio limit ([`Limits::max_ratio`](crate::Limits::max_ratio)).
     RatioLimit,
 }
 
@@ -179,7 +179,7 @@ impl Out<'_, '_> {
 
 impl<'a> Archive<'a> {
     /// Reads entry `index`, passing its bytes to `sink` in chunks of at most 64 KiB, and stops after
-    /// `cap` bytes (further bounded by [`Limits::max_entry_bytes`] and the archive budget).
+    /// `cap` bytes (further bounded by [`Limits::max_entry_bytes`](crate::Limits::max_entry_bytes) and the archive budget).
     ///
     /// The method comes from the central directory: 8 inflates; 0 copies; any other value is read
     /// as stored when the compressed and uncompressed sizes agree, otherwise as raw deflate. The
