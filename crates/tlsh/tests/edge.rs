@@ -120,3 +120,22 @@ fn stream_over_4_gib() {
     assert_eq!(d.lvalue(), 170);
     assert_eq!(Ok(d), capped.finish());
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn serde_uses_the_canonical_string() {
+    let s = "T145D18407A78523B35A030267671FA2C2F725402973629B25545EB43C3356679477F7FC";
+    let d = Digest::parse(s).unwrap();
+    assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{s}\""));
+    // Deserialising is lenient: `t1`, lower case, legacy form and surrounding spaces.
+    for text in [
+        format!("\"{s}\""),
+        format!("\" t1{} \"", s[2..].to_lowercase()),
+        format!("\"{}\"", &s[2..]),
+    ] {
+        assert_eq!(serde_json::from_str::<Digest>(&text).unwrap(), d, "{text}");
+    }
+    let err = serde_json::from_str::<Digest>("\"TNULL\"").unwrap_err();
+    assert!(err.to_string().contains("TNULL"), "{err}");
+    assert!(serde_json::from_str::<Digest>("42").is_err());
+}
