@@ -39,6 +39,8 @@ pub struct TlshQuery {
     l: u8,
     q1: u8,
     q2: u8,
+    /// near[d][v]: buckets whose query value is at distance d from v (128 bits).
+    near: [[[u64; 2]; 4]; 3],
 }
 
 impl std::fmt::Debug for TlshQuery {
@@ -68,7 +70,20 @@ impl TlshQuery {
             (body[2] ^ (body[2] >> 1)) & M55,
             (body[3] ^ (body[3] >> 1)) & M55,
         ];
+        let planes = crate::tlsh_tree::value_planes(&body);
+        let mut near = [[[0u64; 2]; 4]; 3];
+        for (d, nd) in near.iter_mut().enumerate() {
+            for (v, nv) in nd.iter_mut().enumerate() {
+                for (w, pw) in planes.iter().enumerate() {
+                    if (v as i32 - w as i32).unsigned_abs() as usize == d {
+                        nv[0] |= pw[0];
+                        nv[1] |= pw[1];
+                    }
+                }
+            }
+        }
         TlshQuery {
+            near,
             digest,
             with_len,
             lcost,
@@ -135,6 +150,48 @@ impl TlshQuery {
         d
     }
 
+    /// (L1 distance, number of buckets 3 apart) between the query body and `r`.
+    #[inline]
+    pub fn body_l1_and_far(&self, r: &[u64; 4]) -> (u32, u32) {
+        let (mut d, mut far) = (0u32, 0u32);
+        #[allow(clippy::needless_range_loop)] // three arrays indexed together
+        for i in 0..4 {
+            let x = self.body[i] ^ r[i];
+            let x0 = x & M55;
+            let x1 = (x >> 1) & M55;
+            let both = x0 & x1;
+            d += x0.count_ones() + 2 * x1.count_ones() - 2 * (both & self.s[i]).count_ones();
+            far += (both & !self.s[i]).count_ones();
+        }
+        (d, far)
+    }
+
+    /// Lower bound of the body cost for digests whose bucket values lie in
+    /// per-bucket sets: `planes[v*16..v*16+16]` holds 128 bits, bit k set
+    /// when value v occurs in bucket k. Exact per bucket: the cost of the
+    /// nearest value in the set.
+    #[inline]
+    pub fn value_set_lower_bound(&self, planes: &[u8; 64]) -> u32 {
+        let mut total = 0u32;
+        for half in 0..2 {
+            let mut m = [0u64; 3];
+            for v in 0..4 {
+                let at = v * 16 + half * 8;
+                let mut a = [0u8; 8];
+                a.copy_from_slice(&planes[at..at + 8]);
+                let p = u64::from_le_bytes(a);
+                for (d, md) in m.iter_mut().enumerate() {
+                    *md |= p & self.near[d][v][half];
+                }
+            }
+            let (m0, m1, m2) = (m[0], m[1], m[2]);
+            total += (m1 & !m0).count_ones()
+                + 2 * (m2 & !m0 & !m1).count_ones()
+                + 6 * (!(m0 | m1 | m2)).count_ones();
+        }
+        total
+    }
+
     /// Exact TLSH distance to a record.
     #[inline]
     pub fn distance(&self, rec: &[u8]) -> u32 {
@@ -163,17 +220,6 @@ impl TlshQuery {
         };
         lb_l + range_cost(self.q1, q1, 16, q_cost) + range_cost(self.q2, q2, 16, q_cost)
     }
-
-    /// Lower bound of the body cost for digests whose bucket `i` lies in
-    /// `[lo_i, hi_i]` (`lo` and `hi` packed like a body).
-    #[inline]
-    pub fn box_lower_bound(&self, lo: &[u64; 4], hi: &[u64; 4]) -> u32 {
-        let mut d = 0;
-        for i in 0..4 {
-            d += sat_sub_cost(lo[i], self.body[i]) + sat_sub_cost(self.body[i], hi[i]);
-        }
-        d
-    }
 }
 
 /// Minimum of `cost(q, x)` over x in the linear range `[lo, hi]`, where cost
@@ -185,20 +231,6 @@ fn range_cost(q: u8, (lo, hi): (u8, u8), modulus: u32, cost: impl Fn(u8, u8) -> 
     }
     let _ = modulus;
     cost(q, lo).min(cost(q, hi))
-}
-
-/// Σ over 2-bit lanes of c(max(0, a − b)) with c = (0, 1, 2, 6).
-#[inline]
-fn sat_sub_cost(a: u64, b: u64) -> u32 {
-    let (a1, a0) = ((a >> 1) & M55, a & M55);
-    let (b1, b0) = ((b >> 1) & M55, b & M55);
-    // a > b per lane
-    let gt = (a1 & !b1) | (!(a1 ^ b1) & a0 & !b0);
-    // d1: a − b >= 2
-    let d1 = a1 & !b1 & (a0 | !b0) & M55;
-    // d0: a − b odd and a > b
-    let d0 = (a0 ^ b0) & gt & M55;
-    d0.count_ones() + 2 * d1.count_ones() + 3 * (d0 & d1).count_ones()
 }
 
 /// Body words of a record (for node bounds).
@@ -277,36 +309,43 @@ mod tests {
     }
 
     #[test]
-    fn box_bound_equals_naive_and_bounds_members() {
+    fn value_set_bound_equals_naive_and_bounds_members() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
-        let cost = |d: i32| -> u32 { [0, 1, 2, 6][d.clamp(0, 3) as usize] };
+        let cost = |d: i32| -> u32 { [0, 1, 2, 6][d.unsigned_abs() as usize] };
         for _ in 0..5_000 {
             let q = rand_digest(&mut rng);
-            let x = rand_digest(&mut rng);
-            let y = rand_digest(&mut rng);
-            let (wx, wy) = (body_words(x.as_bytes()), body_words(y.as_bytes()));
-            let mut lo = [0u64; 4];
-            let mut hi = [0u64; 4];
-            for k in 0..128 {
-                let (a, b) = (lane(&wx, k), lane(&wy, k));
-                lo[k / 32] |= u64::from(a.min(b)) << (2 * (k % 32));
-                hi[k / 32] |= u64::from(a.max(b)) << (2 * (k % 32));
+            let members: Vec<Digest> = (0..rng.random_range(1..4))
+                .map(|_| rand_digest(&mut rng))
+                .collect();
+            let mut planes = [0u8; 64];
+            for m in &members {
+                let p = crate::tlsh_tree::value_planes(&body_words(m.as_bytes()));
+                for v in 0..4 {
+                    for h in 0..2 {
+                        let at = v * 16 + h * 8;
+                        let old = u64::from_le_bytes(planes[at..at + 8].try_into().unwrap());
+                        planes[at..at + 8].copy_from_slice(&(old | p[v][h]).to_le_bytes());
+                    }
+                }
             }
-            let tq = TlshQuery::new(q, true);
             let wq = body_words(q.as_bytes());
             let naive: u32 = (0..128)
                 .map(|k| {
-                    let (v, l, h) = (
-                        lane(&wq, k) as i32,
-                        lane(&lo, k) as i32,
-                        lane(&hi, k) as i32,
-                    );
-                    cost(l - v) + cost(v - h)
+                    let v = lane(&wq, k) as i32;
+                    members
+                        .iter()
+                        .map(|m| cost(v - lane(&body_words(m.as_bytes()), k) as i32))
+                        .min()
+                        .unwrap()
                 })
                 .sum();
-            let b = tq.box_lower_bound(&lo, &hi);
-            assert_eq!(b, naive);
-            assert!(b <= q.body_distance(&x) && b <= q.body_distance(&y));
+            let tq = TlshQuery::new(q, true);
+            assert_eq!(tq.value_set_lower_bound(&planes), naive);
+            for m in &members {
+                assert!(naive <= q.body_distance(m));
+                let (l1, far) = tq.body_l1_and_far(&body_words(m.as_bytes()));
+                assert_eq!(l1 + 3 * far, q.body_distance(m));
+            }
         }
     }
 

@@ -50,11 +50,13 @@ pub struct Node {
     pub q2min: u8,
     /// Largest Q2.
     pub q2max: u8,
-    pad0: [u8; 3],
+    pad0: [u8; 1],
     /// Largest body L1 distance from the centre to a member.
     pub radius: u16,
     /// Number of children (0 for a leaf).
     pub nchild: u16,
+    /// Largest number of buckets in which a member differs from the centre.
+    pub rlanes: u16,
     /// Index of the first child (children are consecutive).
     pub first_child: u32,
     /// First position (leaf order) covered.
@@ -62,14 +64,14 @@ pub struct Node {
     /// One past the last position covered.
     pub end: u32,
     pad1: [u8; 4],
-    /// Per-bucket minimum, packed like a body.
-    pub box_lo: [u8; 32],
-    /// Per-bucket maximum, packed like a body.
-    pub box_hi: [u8; 32],
+    /// Value sets: for v in 0..4, 128 bits (two u64 LE) where bit k says some
+    /// member has value v in bucket k.
+    pub planes: [u8; 64],
 }
 
 const _: () = assert!(std::mem::size_of::<Node>() == NODE_BYTES);
 
+#[allow(dead_code)]
 fn words32(b: &[u8; 32]) -> [u64; 4] {
     let mut w = [0u64; 4];
     for (i, c) in b.chunks_exact(8).enumerate() {
@@ -94,15 +96,31 @@ impl Node {
     /// Lower bound of the TLSH distance from `q` to any member.
     #[inline]
     pub fn lower_bound(&self, q: &TlshQuery) -> u32 {
+        let (h, ball, set) = self.bound_parts(q);
+        h + ball.max(set)
+    }
+
+    /// The parts of [`Node::lower_bound`]: (header, ball, value-set) bounds.
+    ///
+    /// * header: the cheapest L, Q1, Q2 costs within the node's ranges;
+    /// * ball: `L1(q, centre) − radius` bounds every member's L1, and a member
+    ///   differs from the centre in at most `rlanes` buckets, so at least
+    ///   `m3 − rlanes` of the buckets where query and centre are 3 apart are
+    ///   still 3 apart in the member (TLSH charges 6 there, L1 counts 3);
+    /// * value-set: per bucket, the cheapest TLSH cost to any value a member has.
+    #[inline]
+    pub fn bound_parts(&self, q: &TlshQuery) -> (u32, u32, u32) {
         let h = q.header_lower_bound(
             (self.lmin, self.lmax),
             (self.q1min, self.q1max),
             (self.q2min, self.q2max),
         );
         let c = record_body_words(&self.center);
-        let ball = q.body_l1_words(&c).saturating_sub(u32::from(self.radius));
-        let bx = q.box_lower_bound(&words32(&self.box_lo), &words32(&self.box_hi));
-        h + ball.max(bx)
+        let (l1, m3) = q.body_l1_and_far(&c);
+        let ball = l1.saturating_sub(u32::from(self.radius))
+            + 3 * m3.saturating_sub(u32::from(self.rlanes));
+        let set = q.value_set_lower_bound(&self.planes);
+        (h, ball, set)
     }
 
     /// True for a leaf.
@@ -204,9 +222,9 @@ fn node_stats(records: &[u8], rows: &[u32]) -> Node {
     n.center = center;
     let (mut lmin, mut lmax, mut q1min, mut q1max, mut q2min, mut q2max) =
         (255u8, 0u8, 15u8, 0u8, 15u8, 0u8);
-    let mut lo = [u64::MAX; 4];
-    let mut hi = [0u64; 4];
+    let mut planes = [[0u64; 2]; 4];
     let mut radius = 0u32;
+    let mut rlanes = 0u32;
     for &r in rows {
         let x = rec(records, r);
         let (l, q1, q2) = hdr(x);
@@ -218,13 +236,14 @@ fn node_stats(records: &[u8], rows: &[u32]) -> Node {
         q2max = q2max.max(q2);
         let w = record_body_words(x);
         radius = radius.max(body_l1(&c.body, &w));
-        for i in 0..4 {
-            lo[i] = lane_min(lo[i], w[i]);
-            hi[i] = lane_max(hi[i], w[i]);
+        let p = value_planes(&w);
+        for v in 0..4 {
+            planes[v][0] |= p[v][0];
+            planes[v][1] |= p[v][1];
         }
+        rlanes = rlanes.max(lanes_differing(&c.body, &w));
     }
     if rows.is_empty() {
-        lo = [0; 4];
         (lmin, q1min, q2min) = (0, 0, 0);
     }
     n.lmin = lmin;
@@ -234,29 +253,50 @@ fn node_stats(records: &[u8], rows: &[u32]) -> Node {
     n.q2min = q2min;
     n.q2max = q2max;
     n.radius = radius.min(u32::from(u16::MAX)) as u16;
-    n.box_lo = bytes32(&lo);
-    n.box_hi = bytes32(&hi);
+    n.rlanes = rlanes.min(u32::from(u16::MAX)) as u16;
+    for (v, pl) in planes.iter().enumerate() {
+        n.planes[v * 16..v * 16 + 8].copy_from_slice(&pl[0].to_le_bytes());
+        n.planes[v * 16 + 8..v * 16 + 16].copy_from_slice(&pl[1].to_le_bytes());
+    }
     n
 }
 
-/// Lane-wise (2-bit) minimum.
-fn lane_min(a: u64, b: u64) -> u64 {
-    let mut out = 0;
-    for k in 0..32 {
-        let (x, y) = ((a >> (2 * k)) & 3, (b >> (2 * k)) & 3);
-        out |= x.min(y) << (2 * k);
+/// One-hot planes of a body: `planes[v]` has bit k set when bucket k has value v.
+pub fn value_planes(w: &[u64; 4]) -> [[u64; 2]; 4] {
+    let mut out = [[0u64; 2]; 4];
+    for (i, word) in w.iter().enumerate() {
+        // Compress the 32 lanes of this word into 32 bits per value.
+        let lo = word & 0x5555_5555_5555_5555;
+        let hi = (word >> 1) & 0x5555_5555_5555_5555;
+        let sel = [!hi & !lo, !hi & lo, hi & !lo, hi & lo];
+        for (v, m) in sel.iter().enumerate() {
+            let bits = compress_even(m & 0x5555_5555_5555_5555);
+            out[v][i / 2] |= bits << (32 * (i % 2));
+        }
     }
     out
 }
 
-/// Lane-wise (2-bit) maximum.
-fn lane_max(a: u64, b: u64) -> u64 {
-    let mut out = 0;
-    for k in 0..32 {
-        let (x, y) = ((a >> (2 * k)) & 3, (b >> (2 * k)) & 3);
-        out |= x.max(y) << (2 * k);
-    }
-    out
+/// Gathers the even bits of `x` into the low 32 bits.
+#[inline]
+fn compress_even(mut x: u64) -> u64 {
+    x &= 0x5555_5555_5555_5555;
+    x = (x | (x >> 1)) & 0x3333_3333_3333_3333;
+    x = (x | (x >> 2)) & 0x0f0f_0f0f_0f0f_0f0f;
+    x = (x | (x >> 4)) & 0x00ff_00ff_00ff_00ff;
+    x = (x | (x >> 8)) & 0x0000_ffff_0000_ffff;
+    x = (x | (x >> 16)) & 0x0000_0000_ffff_ffff;
+    x
+}
+
+fn lanes_differing(a: &[u64; 4], b: &[u64; 4]) -> u32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| {
+            let d = x ^ y;
+            ((d | (d >> 1)) & 0x5555_5555_5555_5555).count_ones()
+        })
+        .sum()
 }
 
 struct Tmp {
@@ -292,7 +332,11 @@ fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: 
     let mut node = node_stats(records, rows);
     node.start = start as u32;
     node.end = (start + rows.len()) as u32;
-    if rows.len() <= leaf {
+    let rmax: u16 = std::env::var("APKSIFT_RMAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u16::MAX);
+    if rows.len() <= 1 || (rows.len() <= leaf && node.radius <= rmax) {
         return Tmp {
             node,
             children: Vec::new(),

@@ -1,0 +1,230 @@
+//! apksift benchmark programs (see docs/BENCHMARKS.md).
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use apksift_index::tlsh_kernel::TlshQuery;
+use apksift_index::tlsh_tree::{self, SearchStats, TlshSink};
+use apksift_tlsh::{DIGEST_LEN, Digest};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Raw TLSH tree vs brute force on a dataset directory (db.bin, queries.bin).
+    Tree {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 32)]
+        leaf: usize,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long, default_value_t = 100)]
+        cutoff: u32,
+        #[arg(long, default_value_t = 200)]
+        brute_queries: usize,
+    },
+}
+
+fn read_records(p: &std::path::Path) -> Result<Vec<u8>> {
+    let b = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+    anyhow::ensure!(
+        b.len() % DIGEST_LEN == 0,
+        "{} is not a multiple of 35 bytes",
+        p.display()
+    );
+    Ok(b)
+}
+
+struct TopK {
+    k: usize,
+    cutoff: u32,
+    hits: Vec<(u32, u32)>,
+}
+
+impl TlshSink for TopK {
+    fn bound(&self) -> u32 {
+        if self.hits.len() >= self.k {
+            self.hits.last().map_or(self.cutoff, |h| h.0)
+        } else {
+            self.cutoff
+        }
+    }
+    fn offer(&mut self, pos: u32, dist: u32) {
+        let e = (dist, pos);
+        let at = self.hits.partition_point(|h| *h < e);
+        self.hits.insert(at, e);
+        self.hits.truncate(self.k);
+    }
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Tree {
+            data,
+            leaf,
+            k,
+            cutoff,
+            brute_queries,
+        } => {
+            let db = read_records(&data.join("db.bin"))?;
+            let qs = read_records(&data.join("queries.bin"))?;
+            let n = db.len() / DIGEST_LEN;
+            let t = Instant::now();
+            let tree = tlsh_tree::build(&db, (0..n as u32).collect(), leaf, 1);
+            let build = t.elapsed().as_secs_f64();
+            let ordered: Vec<u8> = tree
+                .order
+                .iter()
+                .flat_map(|&r| db[r as usize * 35..r as usize * 35 + 35].to_vec())
+                .collect();
+            println!("n={n} nodes={} build={build:.2}s", tree.nodes.len());
+            if std::env::var("DIAG").is_ok() {
+                let leaves: Vec<&tlsh_tree::Node> =
+                    tree.nodes.iter().filter(|n| n.is_leaf()).collect();
+                let mut radii: Vec<f64> = leaves.iter().map(|n| f64::from(n.radius)).collect();
+                let mut sizes: Vec<f64> =
+                    leaves.iter().map(|n| f64::from(n.end - n.start)).collect();
+                let mut lspan: Vec<f64> =
+                    leaves.iter().map(|n| f64::from(n.lmax - n.lmin)).collect();
+                println!(
+                    "leaves {} radius p10/50/90 {:.0}/{:.0}/{:.0} size p10/50/90 {:.0}/{:.0}/{:.0} Lspan p50/90 {:.0}/{:.0}",
+                    leaves.len(),
+                    pct(&mut radii, 0.1),
+                    pct(&mut radii, 0.5),
+                    pct(&mut radii, 0.9),
+                    pct(&mut sizes, 0.1),
+                    pct(&mut sizes, 0.5),
+                    pct(&mut sizes, 0.9),
+                    pct(&mut lspan, 0.5),
+                    pct(&mut lspan, 0.9)
+                );
+                let fam: Vec<i32> = std::fs::read(data.join("queries_family.i32"))
+                    .map(|b| {
+                        b.chunks_exact(4)
+                            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for (qi, q) in qs
+                    .chunks_exact(35)
+                    .enumerate()
+                    .filter(|(i, _)| fam.get(*i).is_some_and(|&f| f < 0))
+                    .take(3)
+                {
+                    let tq = TlshQuery::new(Digest::from_bytes(q.try_into()?), true);
+                    let mut nn = u32::MAX;
+                    for r in db.chunks_exact(35) {
+                        nn = nn.min(tq.distance(r));
+                    }
+                    let mut lbs: Vec<f64> = leaves
+                        .iter()
+                        .map(|n| f64::from(n.lower_bound(&tq)))
+                        .collect();
+                    let under = lbs.iter().filter(|&&x| x <= 100.0).count();
+                    // components
+                    let mut hdr = Vec::new();
+                    let mut ball = Vec::new();
+                    let mut bx = Vec::new();
+                    for n in &leaves {
+                        let (h, b, x) = n.bound_parts(&tq);
+                        hdr.push(f64::from(h));
+                        ball.push(f64::from(b));
+                        bx.push(f64::from(x));
+                    }
+                    println!(
+                        "unrelated q{qi}: nn {nn}; leaf LB p10/50 {:.0}/{:.0}; leaves LB<=100: {under}; header p50 {:.0} ball p50 {:.0} box p50 {:.0}",
+                        pct(&mut lbs, 0.1),
+                        pct(&mut lbs, 0.5),
+                        pct(&mut hdr, 0.5),
+                        pct(&mut ball, 0.5),
+                        pct(&mut bx, 0.5)
+                    );
+                }
+            }
+            let fam: Vec<i32> = std::fs::read(data.join("queries_family.i32"))
+                .map(|b| {
+                    b.chunks_exact(4)
+                        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for (label, radius_mode) in [("top-k", false), ("radius<=30", true)] {
+                let mut by_kind: [(Vec<f64>, u64); 2] = [(Vec::new(), 0), (Vec::new(), 0)];
+                let mut lat = Vec::new();
+                let mut rows = 0u64;
+                let mut nodes = 0u64;
+                let mut mism = 0;
+                for (qi, q) in qs.chunks_exact(35).enumerate() {
+                    let d = Digest::from_bytes(q.try_into()?);
+                    let tq = TlshQuery::new(d, true);
+                    let (kk, cut) = if radius_mode {
+                        (usize::MAX, 30)
+                    } else {
+                        (k, cutoff)
+                    };
+                    let mut sink = TopK {
+                        k: kk,
+                        cutoff: cut,
+                        hits: Vec::new(),
+                    };
+                    let mut st = SearchStats::default();
+                    let t = Instant::now();
+                    tlsh_tree::search(&tree.nodes, &ordered, &tq, &mut sink, &mut st);
+                    lat.push(t.elapsed().as_secs_f64() * 1e3);
+                    let kind = usize::from(fam.get(qi).is_some_and(|&f| f < 0));
+                    by_kind[kind].0.push(t.elapsed().as_secs_f64() * 1e3);
+                    by_kind[kind].1 += st.rows;
+                    rows += st.rows;
+                    nodes += st.nodes;
+                    if qi < brute_queries {
+                        let mut all: Vec<(u32, u32)> = ordered
+                            .chunks_exact(35)
+                            .enumerate()
+                            .filter_map(|(p, r)| tq.distance_within(r, cut).map(|x| (x, p as u32)))
+                            .collect();
+                        all.sort_unstable();
+                        all.truncate(kk);
+                        let a: Vec<u32> = all.iter().map(|x| x.0).collect();
+                        let b: Vec<u32> = sink.hits.iter().map(|x| x.0).collect();
+                        if a != b {
+                            mism += 1;
+                        }
+                    }
+                }
+                for (name, (l, r)) in ["family", "unrelated"].iter().zip(by_kind.iter_mut()) {
+                    if !l.is_empty() {
+                        let n = l.len() as f64;
+                        println!(
+                            "  {name}: n={} p50 {:.3} p99 {:.3} rows/q {:.0}",
+                            l.len(),
+                            pct(l, 0.5),
+                            pct(l, 0.99),
+                            *r as f64 / n
+                        );
+                    }
+                }
+                let nq = lat.len() as f64;
+                let p50 = pct(&mut lat, 0.5);
+                let p99 = pct(&mut lat, 0.99);
+                println!(
+                    "{label}: p50 {p50:.3} ms p99 {p99:.3} ms; rows/query {:.0} nodes/query {:.0}; distance-list mismatches vs brute {mism}",
+                    rows as f64 / nq,
+                    nodes as f64 / nq
+                );
+            }
+        }
+    }
+    Ok(())
+}
