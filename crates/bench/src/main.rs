@@ -16,6 +16,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Header-grouped scan experiment.
+    Hdr {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long, default_value_t = 100)]
+        cutoff: u32,
+    },
     /// Raw TLSH tree vs brute force on a dataset directory (db.bin, queries.bin).
     Tree {
         #[arg(long)]
@@ -71,6 +80,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Hdr { data, k, cutoff } => hdr_experiment(&data, k, cutoff)?,
         Cmd::Tree {
             data,
             leaf,
@@ -166,6 +176,7 @@ fn main() -> Result<()> {
                 let mut rows = 0u64;
                 let mut nodes = 0u64;
                 let mut mism = 0;
+                let mut brute_ms: Vec<f64> = Vec::new();
                 for (qi, q) in qs.chunks_exact(35).enumerate() {
                     let d = Digest::from_bytes(q.try_into()?);
                     let tq = TlshQuery::new(d, true);
@@ -180,6 +191,20 @@ fn main() -> Result<()> {
                         hits: Vec::new(),
                     };
                     let mut st = SearchStats::default();
+                    if std::env::var("WARM").is_ok() {
+                        let mut s2 = TopK {
+                            k: kk,
+                            cutoff: cut,
+                            hits: Vec::new(),
+                        };
+                        tlsh_tree::search(
+                            &tree.nodes,
+                            &ordered,
+                            &tq,
+                            &mut s2,
+                            &mut SearchStats::default(),
+                        );
+                    }
                     let t = Instant::now();
                     tlsh_tree::search(&tree.nodes, &ordered, &tq, &mut sink, &mut st);
                     lat.push(t.elapsed().as_secs_f64() * 1e3);
@@ -189,11 +214,13 @@ fn main() -> Result<()> {
                     rows += st.rows;
                     nodes += st.nodes;
                     if qi < brute_queries {
+                        let tb = Instant::now();
                         let mut all: Vec<(u32, u32)> = ordered
                             .chunks_exact(35)
                             .enumerate()
                             .filter_map(|(p, r)| tq.distance_within(r, cut).map(|x| (x, p as u32)))
                             .collect();
+                        brute_ms.push(tb.elapsed().as_secs_f64() * 1e3);
                         all.sort_unstable();
                         all.truncate(kk);
                         let a: Vec<u32> = all.iter().map(|x| x.0).collect();
@@ -215,6 +242,9 @@ fn main() -> Result<()> {
                         );
                     }
                 }
+                if !brute_ms.is_empty() {
+                    println!("  brute-force scan p50 {:.3} ms", pct(&mut brute_ms, 0.5));
+                }
                 let nq = lat.len() as f64;
                 let p50 = pct(&mut lat, 0.5);
                 let p99 = pct(&mut lat, 0.99);
@@ -224,6 +254,93 @@ fn main() -> Result<()> {
                     nodes as f64 / nq
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+fn hdr_key(r: &[u8]) -> usize {
+    ((r[1].rotate_left(4) as usize) << 8) | r[2] as usize
+}
+
+fn hdr_experiment(data: &std::path::Path, k: usize, cutoff: u32) -> Result<()> {
+    let db = read_records(&data.join("db.bin"))?;
+    let qs = read_records(&data.join("queries.bin"))?;
+    let fam: Vec<i32> = std::fs::read(data.join("queries_family.i32"))
+        .map(|b| {
+            b.chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut recs: Vec<&[u8]> = db.chunks_exact(35).collect();
+    recs.sort_by_key(|r| hdr_key(r));
+    let sorted: Vec<u8> = recs.iter().flat_map(|r| r.to_vec()).collect();
+    let mut start = vec![0u32; 65537];
+    for r in sorted.chunks_exact(35) {
+        start[hdr_key(r) + 1] += 1;
+    }
+    for i in 0..65536 {
+        start[i + 1] += start[i];
+    }
+    let nonempty: Vec<u16> = (0..65536)
+        .filter(|&g| start[g + 1] > start[g])
+        .map(|g| g as u16)
+        .collect();
+    println!("groups {}", nonempty.len());
+    for (label, radius) in [("top-k", false), ("radius<=30", true)] {
+        let mut by: [(Vec<f64>, u64); 2] = [(Vec::new(), 0), (Vec::new(), 0)];
+        for (qi, q) in qs.chunks_exact(35).enumerate() {
+            let tq = TlshQuery::new(Digest::from_bytes(q.try_into()?), true);
+            let (kk, cut) = if radius {
+                (usize::MAX, 30)
+            } else {
+                (k, cutoff)
+            };
+            let t = Instant::now();
+            // groups with header cost <= cut, by cost
+            let mut gs: Vec<(u32, u16)> = Vec::with_capacity(4096);
+            for &g in &nonempty {
+                let fake = [0u8, ((g >> 8) as u8).rotate_left(4), g as u8];
+                let h = tq.header(&[fake[0], fake[1], fake[2], 0])
+                    - u32::from(tq.digest().as_bytes()[0] != 0);
+                if h <= cut {
+                    gs.push((h, g));
+                }
+            }
+            gs.sort_unstable();
+            let mut sink = TopK {
+                k: kk,
+                cutoff: cut,
+                hits: Vec::new(),
+            };
+            let mut rows = 0u64;
+            for (h, g) in gs {
+                let b = sink.bound();
+                if h > b {
+                    break;
+                }
+                let (s, e) = (start[g as usize] as usize, start[g as usize + 1] as usize);
+                rows += (e - s) as u64;
+                for (i, r) in sorted[s * 35..e * 35].chunks_exact(35).enumerate() {
+                    let b = sink.bound();
+                    if let Some(d) = tq.distance_within(r, b) {
+                        sink.offer((s + i) as u32, d);
+                    }
+                }
+            }
+            let kind = usize::from(fam.get(qi).is_some_and(|&f| f < 0));
+            by[kind].0.push(t.elapsed().as_secs_f64() * 1e3);
+            by[kind].1 += rows;
+        }
+        for (name, (l, r)) in ["family", "unrelated"].iter().zip(by.iter_mut()) {
+            let n = l.len() as f64;
+            println!(
+                "{label} {name}: p50 {:.3} p99 {:.3} rows/q {:.0}",
+                pct(l, 0.5),
+                pct(l, 0.99),
+                *r as f64 / n
+            );
         }
     }
     Ok(())

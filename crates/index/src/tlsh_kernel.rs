@@ -320,11 +320,11 @@ mod tests {
             let mut planes = [0u8; 64];
             for m in &members {
                 let p = crate::tlsh_tree::value_planes(&body_words(m.as_bytes()));
-                for v in 0..4 {
-                    for h in 0..2 {
+                for (v, pv) in p.iter().enumerate() {
+                    for (h, word) in pv.iter().enumerate() {
                         let at = v * 16 + h * 8;
                         let old = u64::from_le_bytes(planes[at..at + 8].try_into().unwrap());
-                        planes[at..at + 8].copy_from_slice(&(old | p[v][h]).to_le_bytes());
+                        planes[at..at + 8].copy_from_slice(&(old | word).to_le_bytes());
                     }
                 }
             }

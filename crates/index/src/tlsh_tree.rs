@@ -16,9 +16,6 @@
 //! valid lower bounds and ties at the threshold are kept (`>`), so the answer
 //! equals brute force — the tests check this against exhaustive scans.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
-
 use apksift_tlsh::{DIGEST_LEN, l_cost, q_cost};
 use bytemuck::{Pod, Zeroable};
 use rand::{Rng, SeedableRng};
@@ -121,6 +118,29 @@ impl Node {
             + 3 * m3.saturating_sub(u32::from(self.rlanes));
         let set = q.value_set_lower_bound(&self.planes);
         (h, ball, set)
+    }
+
+    /// Body part of the bound only (ball, then value-set when the ball is not enough).
+    #[inline]
+    pub fn body_lower_bound(&self, q: &TlshQuery, need: u32) -> u32 {
+        let c = record_body_words(&self.center);
+        let (l1, m3) = q.body_l1_and_far(&c);
+        let ball = l1.saturating_sub(u32::from(self.radius))
+            + 3 * m3.saturating_sub(u32::from(self.rlanes));
+        if ball > need {
+            return ball;
+        }
+        ball.max(q.value_set_lower_bound(&self.planes))
+    }
+
+    /// Header part of the bound.
+    #[inline]
+    pub fn header_lower_bound(&self, q: &TlshQuery) -> u32 {
+        q.header_lower_bound(
+            (self.lmin, self.lmax),
+            (self.q1min, self.q1max),
+            (self.q2min, self.q2max),
+        )
     }
 
     /// True for a leaf.
@@ -308,7 +328,7 @@ struct Tmp {
 pub fn build(records: &[u8], mut rows: Vec<u32>, leaf_size: usize, seed: u64) -> Tree {
     let leaf_size = leaf_size.max(2);
     let n = rows.len();
-    let root = build_rec(records, &mut rows, 0, leaf_size, seed);
+    let root = build_header_level(records, &mut rows, 0, 0, leaf_size, seed);
     // Flatten breadth-first.
     let mut nodes = Vec::with_capacity(2 * n / leaf_size + 1);
     let mut queue = std::collections::VecDeque::new();
@@ -328,15 +348,64 @@ pub fn build(records: &[u8], mut rows: Vec<u32>, leaf_size: usize, seed: u64) ->
     Tree { order: rows, nodes }
 }
 
+/// The top two levels split by exact header values: level 0 by L-value,
+/// level 1 by the Q byte (Q1, Q2). Their header bounds are then exact, which
+/// is what prunes most: an L-value 2 apart already costs 24.
+fn build_header_level(
+    records: &[u8],
+    rows: &mut [u32],
+    start: usize,
+    level: u8,
+    leaf: usize,
+    seed: u64,
+) -> Tmp {
+    if level >= 2 {
+        return build_rec(records, rows, start, leaf, seed);
+    }
+    let mut node = node_stats(records, rows);
+    node.start = start as u32;
+    node.end = (start + rows.len()) as u32;
+    let key = |r: u32| -> u8 {
+        let x = rec(records, r);
+        match level {
+            0 => hdr(x).0,
+            _ => x.get(2).copied().unwrap_or(0),
+        }
+    };
+    rows.sort_by_key(|&r| key(r));
+    let mut parts: Vec<(usize, &mut [u32])> = Vec::new();
+    let mut rest = rows;
+    let mut at = start;
+    while !rest.is_empty() {
+        let k0 = key(rest[0]);
+        let len = rest.iter().take_while(|&&r| key(r) == k0).count();
+        let (head, tail) = rest.split_at_mut(len);
+        parts.push((at, head));
+        at += len;
+        rest = tail;
+    }
+    let children: Vec<Tmp> = parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, (st, p))| {
+            build_header_level(
+                records,
+                p,
+                st,
+                level + 1,
+                leaf,
+                seed.wrapping_mul(131).wrapping_add(i as u64 + 1),
+            )
+        })
+        .collect();
+    Tmp { node, children }
+}
+
 fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: u64) -> Tmp {
     let mut node = node_stats(records, rows);
     node.start = start as u32;
     node.end = (start + rows.len()) as u32;
-    let rmax: u16 = std::env::var("APKSIFT_RMAX")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u16::MAX);
-    if rows.len() <= 1 || (rows.len() <= leaf && node.radius <= rmax) {
+    if rows.len() <= leaf {
         return Tmp {
             node,
             children: Vec::new(),
@@ -512,6 +581,14 @@ pub struct SearchStats {
 
 /// Searches a tree. `records` holds the digests in leaf order (35 bytes per
 /// position); the sink receives positions.
+///
+/// The first two levels under the root are visited breadth-first and their
+/// header bounds collected; the nodes below them (one per exact L-value and
+/// Q byte when built by [`build`]) are then searched in increasing order of
+/// header bound, depth-first with body bounds, so the closest header group
+/// tightens the threshold before the others are looked at. Every pruning
+/// step compares a valid lower bound with the current threshold using `>`,
+/// whatever the shape of the tree.
 pub fn search(
     nodes: &[Node],
     records: &[u8],
@@ -520,43 +597,116 @@ pub fn search(
     stats: &mut SearchStats,
 ) {
     let Some(root) = nodes.first() else { return };
-    let mut heap: BinaryHeap<Reverse<(u32, u32)>> = BinaryHeap::new();
     stats.nodes += 1;
-    let lb = root.lower_bound(q);
-    if lb <= sink.bound() {
-        heap.push(Reverse((lb, 0)));
+    if root.header_lower_bound(q) > sink.bound() {
+        return;
     }
-    while let Some(Reverse((lb, idx))) = heap.pop() {
+    // Collect header groups (depth 2) with their header bounds.
+    let mut groups: Vec<(u32, u32)> = Vec::new();
+    let mut frontier: Vec<u32> = vec![0];
+    for _depth in 0..2 {
+        let mut next = Vec::new();
+        for &i in &frontier {
+            let Some(n) = nodes.get(i as usize) else {
+                continue;
+            };
+            if n.is_leaf() {
+                groups.push((n.header_lower_bound(q), i));
+                continue;
+            }
+            let f = n.first_child as usize;
+            for ci in f..f + n.nchild as usize {
+                if let Some(c) = nodes.get(ci) {
+                    stats.nodes += 1;
+                    if c.header_lower_bound(q) <= sink.bound() {
+                        next.push(ci as u32);
+                    }
+                }
+            }
+        }
+        frontier = next;
+    }
+    for &i in &frontier {
+        if let Some(n) = nodes.get(i as usize) {
+            groups.push((n.header_lower_bound(q), i));
+        }
+    }
+    groups.sort_unstable();
+    for (h, gi) in groups {
+        let bound = sink.bound();
+        if h > bound {
+            break;
+        }
+        let Some(g) = nodes.get(gi as usize) else {
+            continue;
+        };
+        stats.nodes += 1;
+        if h + g.body_lower_bound(q, bound - h) > bound {
+            continue;
+        }
+        visit(nodes, records, q, sink, stats, gi, h, 0);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn visit(
+    nodes: &[Node],
+    records: &[u8],
+    q: &TlshQuery,
+    sink: &mut dyn TlshSink,
+    stats: &mut SearchStats,
+    idx: u32,
+    h: u32,
+    depth: u32,
+) {
+    let Some(node) = nodes.get(idx as usize) else {
+        return;
+    };
+    if depth > 64 {
+        return;
+    }
+    if node.is_leaf() {
+        stats.leaves += 1;
+        let (s, e) = (node.start as usize, node.end as usize);
+        stats.rows += e.saturating_sub(s) as u64;
+        if let Some(block) = records.get(s * DIGEST_LEN..e * DIGEST_LEN) {
+            let mut b = sink.bound();
+            for (i, r) in block.chunks_exact(DIGEST_LEN).enumerate() {
+                if let Some(d) = q.distance_within(r, b) {
+                    sink.offer((s + i) as u32, d);
+                    b = sink.bound();
+                }
+            }
+        }
+        return;
+    }
+    let f = node.first_child as usize;
+    let mut kids: [(u32, u32); 16] = [(0, 0); 16];
+    let mut nk = 0;
+    let mut extra: Vec<(u32, u32)> = Vec::new();
+    let bound = sink.bound();
+    for ci in f..f + node.nchild as usize {
+        let Some(c) = nodes.get(ci) else { continue };
+        stats.nodes += 1;
+        let need = bound.saturating_sub(h);
+        let lb = h + c.body_lower_bound(q, need);
+        if lb <= bound {
+            if nk < kids.len() {
+                kids[nk] = (lb, ci as u32);
+                nk += 1;
+            } else {
+                extra.push((lb, ci as u32));
+            }
+        }
+    }
+    let mut all: Vec<(u32, u32)> = kids[..nk].to_vec();
+    all.extend(extra);
+    all.sort_unstable();
+    for (lb, ci) in all {
         if lb > sink.bound() {
             break;
         }
-        let Some(node) = nodes.get(idx as usize) else {
-            continue;
-        };
-        if node.is_leaf() {
-            stats.leaves += 1;
-            let (s, e) = (node.start as usize, node.end as usize);
-            stats.rows += (e - s) as u64;
-            if let Some(block) = records.get(s * DIGEST_LEN..e * DIGEST_LEN) {
-                for (i, r) in block.chunks_exact(DIGEST_LEN).enumerate() {
-                    let b = sink.bound();
-                    if let Some(d) = q.distance_within(r, b) {
-                        sink.offer((s + i) as u32, d);
-                    }
-                }
-            }
-        } else {
-            let f = node.first_child as usize;
-            for ci in f..f + node.nchild as usize {
-                if let Some(c) = nodes.get(ci) {
-                    stats.nodes += 1;
-                    let lb = c.lower_bound(q);
-                    if lb <= sink.bound() {
-                        heap.push(Reverse((lb, ci as u32)));
-                    }
-                }
-            }
-        }
+        visit(nodes, records, q, sink, stats, ci, h, depth + 1);
     }
 }
 
