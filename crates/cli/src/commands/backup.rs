@@ -1,0 +1,42 @@
+//! `apksift backup DEST`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use apksift_storage::FsDirectory;
+
+use super::Status;
+use crate::cli::BackupArgs;
+use crate::output;
+use crate::util;
+
+pub fn run(db: Option<&Path>, a: BackupArgs) -> Result<Status> {
+    util::existing_db(db)?;
+    if a.dest.exists() {
+        if !a.dest.is_dir() {
+            bail!("{}: exists and is not a directory", a.dest.display());
+        }
+        if std::fs::read_dir(&a.dest)?.next().is_some() {
+            bail!("{}: directory is not empty", a.dest.display());
+        }
+    }
+    let store = util::open_writer(db)?;
+    let dest =
+        FsDirectory::create_dir_all(&a.dest).with_context(|| a.dest.display().to_string())?;
+    let r = store
+        .database()
+        .backup(&dest)
+        .with_context(|| format!("backing up to {}", a.dest.display()))?;
+    store.close()?;
+    if a.json {
+        output::json_pretty(&r)?;
+    } else {
+        output::print(&format!(
+            "backed up {} files ({} bytes) to {}\n",
+            r.files,
+            r.bytes,
+            a.dest.display()
+        ))?;
+    }
+    Ok(Status::Clean)
+}
