@@ -1,0 +1,5 @@
+//! Handlers, by area.
+
+pub mod collections;
+pub mod ops;
+pub mod samples;

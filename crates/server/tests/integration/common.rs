@@ -1,0 +1,161 @@
+//! Shared helpers: a service over a temporary store, and request helpers.
+
+use std::path::PathBuf;
+
+use apksift_server::auth::{ApiKeys, Role};
+use apksift_server::{AppState, Config, Limits, app};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+pub const READ: &str = "read-key-0123456789abcdef";
+pub const WRITE: &str = "write-key-0123456789abcdef";
+pub const ADMIN: &str = "admin-key-0123456789abcdef";
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: Router,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn keys() -> ApiKeys {
+    let mut k = ApiKeys::new();
+    k.add(Role::Read, READ).unwrap();
+    k.add(Role::Write, WRITE).unwrap();
+    k.add(Role::Admin, ADMIN).unwrap();
+    k
+}
+
+pub fn test_app_with(limits: Limits) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        limits,
+        keys: keys(),
+        data_dir: Some(PathBuf::from(dir.path())),
+        ..Config::default()
+    };
+    let state = apksift_server::state::open_state(dir.path(), false, config).unwrap();
+    TestApp {
+        router: app(state.clone()),
+        state,
+        dir,
+    }
+}
+
+pub fn test_app() -> TestApp {
+    test_app_with(Limits::default())
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or_else(|e| {
+            panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.bytes))
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// Asserts the status and, for errors, the error code; returns the JSON.
+    #[track_caller]
+    pub fn expect(&self, status: u16, code: Option<&str>) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
+        let v = self.json();
+        if let Some(c) = code {
+            assert_eq!(v["error"]["code"], c, "body: {v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
+        v
+    }
+}
+
+pub async fn send(router: &Router, req: Request<Body>) -> Resp {
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Resp {
+        status,
+        headers,
+        bytes,
+    }
+}
+
+pub fn request(method: &str, uri: &str, key: Option<&str>, body: Option<&Value>) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(uri);
+    if let Some(k) = key {
+        b = b.header("authorization", format!("Bearer {k}"));
+    }
+    match body {
+        Some(v) => b
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(v).unwrap()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+pub async fn call(
+    router: &Router,
+    method: &str,
+    uri: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> Resp {
+    send(router, request(method, uri, key, body.as_ref())).await
+}
+
+/// Creates collection `c` with a 256-bit binary vector `v`, a TLSH field `t`
+/// and scalars `family` (string) and `threat` (int).
+pub async fn make_collection(router: &Router) {
+    call(
+        router,
+        "POST",
+        "/v1/collections",
+        Some(ADMIN),
+        Some(serde_json::json!({
+            "name": "c",
+            "primary_key": "sha256",
+            "fields": [
+                {"name": "v", "type": "binary_vector", "dim": 256},
+                {"name": "t", "type": "tlsh"},
+                {"name": "family", "type": "string"},
+                {"name": "threat", "type": "int"}
+            ]
+        })),
+    )
+    .await
+    .expect(201, None);
+}
+
+/// A 32-byte vector with `ones` leading one bits, as base64.
+pub fn vec_b64(ones: usize) -> String {
+    use base64::Engine as _;
+    let mut b = [0u8; 32];
+    for i in 0..ones {
+        b[i / 8] |= 1 << (i % 8);
+    }
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+pub const T1: &str = "T1D3A1F6C2A4F1C2B2E3E5D1A2B4C5D6E7F8091A2B3C4D5E6F708192A3B4C5D6E7F8091A";
