@@ -89,7 +89,7 @@ pub use meta::{Label, SampleMeta, ThreatLevel, normalize_key, normalize_sha256};
 pub use rates::PaperRates;
 pub use scan::{
     ComponentHit, ComponentResult, DEFAULT_CUTOFF, MATCH_RULE, MAX_CUTOFF, Neighbour, ScanOptions,
-    Verdict, VerdictKind, Via,
+    Verdict, VerdictKind, Via, WEAK_SINGLE_CUTOFF,
 };
 pub use search::{Match, SearchField, SearchOptions};
 pub use store::{

@@ -18,6 +18,10 @@ use crate::{Error, Result};
 pub const DEFAULT_CUTOFF: u32 = 50;
 /// Largest cutoff accepted (above the largest TLSH distance, 2473).
 pub const MAX_CUTOFF: u32 = 2500;
+/// A single weak component (manifest, resources or a native library) raises `suspicious`
+/// only below this distance (and below the cutoff); two weak components matching the same
+/// sample raise it at the cutoff. See `docs/DETECTION.md`.
+pub const WEAK_SINGLE_CUTOFF: u32 = 30;
 /// The match rule, as reported in every verdict.
 pub const MATCH_RULE: &str = "distance < cutoff";
 
@@ -56,9 +60,10 @@ impl Default for ScanOptions {
 pub enum VerdictKind {
     /// Nothing known-bad matched (or the file is a known benign sample).
     NoMatch,
-    /// Only weak evidence matched known malware, or something matched grayware/unknown.
+    /// Weak evidence only (manifest/resources/native libraries), or a match with a
+    /// grayware/unknown sample.
     Suspicious,
-    /// Exact SHA-256 of known malware, or its whole file or a dex file within the cutoff.
+    /// The exact SHA-256, the whole file or a dex file of a sample labelled malware matched.
     Malicious,
 }
 
@@ -175,6 +180,8 @@ pub struct Verdict {
     pub threat: Option<ThreatLevel>,
     /// Label of the sample that decided the verdict.
     pub label: Option<Label>,
+    /// Key of the sample that decided the verdict (also set for an exact benign match).
+    pub matched_sample: Option<String>,
     /// The file's SHA-256 is stored.
     pub exact_match: bool,
     /// The cutoff used.
@@ -206,6 +213,10 @@ enum Strength {
     Weak,
     /// Whole file or a dex file: the app's code.
     Strong,
+}
+
+fn kind_of(component: &str) -> &str {
+    component.split(':').next().unwrap_or(component)
 }
 
 fn strength(kind: &str) -> Strength {
@@ -520,11 +531,13 @@ impl Store {
         nearest.sort_by(|a, b| (a.distance, &a.sha256).cmp(&(b.distance, &b.sha256)));
 
         let (verdict, decider, reason) = decide(exact, &sha, &nearest, cutoff);
-        let (family, threat, label) =
-            match decider.and_then(|k| nearest.iter().find(|n| n.sha256 == k)) {
-                Some(n) => (n.family.clone(), n.threat, Some(n.label)),
-                None => (None, None, None),
-            };
+        let (family, threat, label) = match decider
+            .as_ref()
+            .and_then(|k| nearest.iter().find(|n| &n.sha256 == k))
+        {
+            Some(n) => (n.family.clone(), n.threat, Some(n.label)),
+            None => (None, None, None),
+        };
         nearest.truncate(opts.max_neighbours);
 
         let mut warnings = Vec::new();
@@ -555,6 +568,7 @@ impl Store {
             family,
             threat,
             label,
+            matched_sample: decider,
             exact_match: exact,
             cutoff,
             match_rule: MATCH_RULE,
@@ -608,20 +622,48 @@ fn decide(
             ),
         };
     }
-    // Best evidence: (verdict, strength, -distance) over every within-cutoff comparison.
+    // Evidence per stored sample (docs/DETECTION.md, policy "P7"):
+    //   whole file or a dex < cutoff                      -> strong
+    //   two or more of manifest/resources/native < cutoff -> weak, agreeing
+    //   one of them < min(cutoff, WEAK_SINGLE_CUTOFF)     -> weak, single
+    // malware + strong -> malicious; any other evidence -> suspicious; benign -> nothing.
     let mut best: Option<(VerdictKind, Strength, u32, &Neighbour, &Via)> = None;
     for n in nearest {
-        for v in &n.via {
-            if v.distance >= cutoff {
-                continue;
+        if n.label == Label::Benign {
+            continue;
+        }
+        let within: Vec<&Via> = n.via.iter().filter(|v| v.distance < cutoff).collect();
+        let strong = within
+            .iter()
+            .filter(|v| strength(kind_of(&v.component)) == Strength::Strong)
+            .min_by_key(|v| v.distance);
+        let weak_kinds: std::collections::BTreeSet<&str> = within
+            .iter()
+            .map(|v| kind_of(&v.component))
+            .filter(|k| strength(k) == Strength::Weak)
+            .collect();
+        let weak_best = within
+            .iter()
+            .filter(|v| strength(kind_of(&v.component)) == Strength::Weak)
+            .min_by_key(|v| v.distance);
+        let cand = match (strong, weak_best) {
+            (Some(v), _) => Some((
+                if n.label == Label::Malware {
+                    VerdictKind::Malicious
+                } else {
+                    VerdictKind::Suspicious
+                },
+                Strength::Strong,
+                *v,
+            )),
+            (None, Some(v))
+                if weak_kinds.len() >= 2 || v.distance < cutoff.min(WEAK_SINGLE_CUTOFF) =>
+            {
+                Some((VerdictKind::Suspicious, Strength::Weak, *v))
             }
-            let kind = v.component.split(':').next().unwrap_or("");
-            let s = strength(kind);
-            let vk = match (n.label, s) {
-                (Label::Benign, _) => continue,
-                (Label::Malware, Strength::Strong) => VerdictKind::Malicious,
-                _ => VerdictKind::Suspicious,
-            };
+            _ => None,
+        };
+        if let Some((vk, s, v)) = cand {
             let better = match &best {
                 None => true,
                 Some((bv, bs, bd, _, _)) => {

@@ -1,1 +1,3 @@
-//! Core integration tests.
+//! apksift-core integration tests (one binary).
+mod common;
+mod detection;
