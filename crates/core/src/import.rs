@@ -71,7 +71,7 @@ pub struct RowIssue {
 /// Most issues listed in a report (all are counted).
 pub const MAX_ISSUES_LISTED: usize = 20;
 
-/// What an import did. `rows == stored + skipped`.
+/// What an import did. `rows == stored + duplicates + skipped`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ImportReport {
     /// Detected layout: `malwarebazaar_csv`, `all_digests_csv`, `csv`, `tsv`, `csv_no_header`,
@@ -79,11 +79,12 @@ pub struct ImportReport {
     pub format: String,
     /// Data rows read (comment and blank lines excluded).
     pub rows: u64,
-    /// Rows stored (inserted or updated).
+    /// Distinct samples written (inserted or updated).
     pub stored: u64,
-    /// Stored rows with a valid TLSH digest.
+    /// Rows (not skipped) with a valid TLSH digest.
     pub with_digest: u64,
-    /// Stored rows without a digest (TNULL, empty or invalid): kept for exact-hash matches.
+    /// Rows (not skipped) without a digest (TNULL, empty or invalid): stored for exact-hash
+    /// matches.
     pub without_digest: u64,
     /// Rows whose digest was `TNULL` (the reference's "no digest").
     pub tnull: u64,
@@ -95,11 +96,12 @@ pub struct ImportReport {
     pub skipped: u64,
     /// Rows whose key already appeared earlier in this import (the later row wins).
     pub duplicates: u64,
-    /// Rows that updated a sample already in the store (its APK-derived digests are kept).
+    /// Samples that were already in the store before the import and were updated (their
+    /// APK-derived digests are kept).
     pub updated_existing: u64,
     /// Other fields ignored because they were malformed (first_seen, threat, sha256, ...).
     pub field_errors: u64,
-    /// Stored rows per key type (`sha256`, `sha1`, `md5`, `tlsh`, or the import's id type).
+    /// Rows (not skipped) per key type (`sha256`, `sha1`, `md5`, `tlsh`, or the import's id type).
     pub key_types: BTreeMap<String, u64>,
     /// The first [`MAX_ISSUES_LISTED`] problems (skipped rows, invalid digests, ignored fields).
     pub issues: Vec<RowIssue>,
@@ -295,6 +297,7 @@ struct Ctx<'a> {
     flavor: Flavor,
     report: ImportReport,
     seen: HashSet<String>,
+    written: HashSet<String>,
     pending: Vec<(SampleRow, u64)>,
     now: i64,
     default_family: Option<String>,
@@ -341,7 +344,13 @@ impl Ctx<'_> {
                         && ty_l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
                     let id = id.trim();
                     if ok_ty && id.len() <= 400 && !id.chars().any(char::is_control) {
-                        Ok((format!("{ty_l}:{id}"), ty_l.clone()))
+                        // Such ids (cluster labels, ...) need not be unique: the digest
+                        // makes the key unique and re-imports idempotent.
+                        let tag = match parse_digest(r.tlsh.as_deref()) {
+                            DigestField::Valid(d) => format!("#{d}"),
+                            _ => String::new(),
+                        };
+                        Ok((format!("{ty_l}:{id}{tag}"), ty_l.clone()))
                     } else {
                         Err(Error::invalid(format!(
                             "invalid identifier {:?} of type {:?}",
@@ -464,6 +473,16 @@ impl Ctx<'_> {
             file_type,
             ..SampleRow::default()
         };
+        if digest.is_some() {
+            self.report.with_digest += 1;
+        } else {
+            self.report.without_digest += 1;
+        }
+        *self
+            .report
+            .key_types
+            .entry(row.id_type.clone())
+            .or_default() += 1;
         if !self.seen.insert(key) {
             self.report.duplicates += 1;
         }
@@ -497,8 +516,11 @@ impl Ctx<'_> {
             .get(SAMPLES, &keys, &all_sample_fields())?;
         let mut merged = Vec::with_capacity(rows.len());
         for (mut r, old) in rows.into_iter().zip(existing) {
+            let first_write = self.written.insert(r.key.clone());
             if let Some(old) = old {
-                self.report.updated_existing += 1;
+                if first_write {
+                    self.report.updated_existing += 1;
+                }
                 let o = sample_from_row(r.key.clone(), &old);
                 r.whole = r.whole.or(o.whole);
                 r.manifest = o.manifest;
@@ -525,15 +547,7 @@ impl Ctx<'_> {
             }
             merged.push(r);
         }
-        for r in &merged {
-            if r.whole.is_some() {
-                self.report.with_digest += 1;
-            } else {
-                self.report.without_digest += 1;
-            }
-            *self.report.key_types.entry(r.id_type.clone()).or_default() += 1;
-        }
-        self.report.stored += merged.len() as u64;
+        self.report.stored = self.written.len() as u64;
         self.store
             .database()
             .upsert(SAMPLES, crate::store::samples_batch(&merged))?;
@@ -678,6 +692,7 @@ impl Store {
             flavor: Flavor::Plain,
             report: ImportReport::default(),
             seen: HashSet::new(),
+            written: HashSet::new(),
             pending: Vec::new(),
             now: now_unix(),
             default_family,

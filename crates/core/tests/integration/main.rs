@@ -1,3 +1,4 @@
 //! apksift-core integration tests (one binary).
 mod common;
 mod detection;
+mod knn;
