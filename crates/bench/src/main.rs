@@ -16,6 +16,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Durable insert throughput: N binary vectors of DIM bits in batches.
+    Insert {
+        /// Store directory (created; must not exist or be empty).
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long, default_value_t = 3_000_000)]
+        n: usize,
+        #[arg(long, default_value_t = 192)]
+        dim: u32,
+        #[arg(long, default_value_t = 50_000)]
+        batch: usize,
+        /// Writer threads (batches are split among them).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Header-grouped scan experiment.
     Hdr {
         #[arg(long)]
@@ -80,6 +95,13 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Insert {
+            db,
+            n,
+            dim,
+            batch,
+            threads,
+        } => insert_bench(&db, n, dim, batch, threads)?,
         Cmd::Hdr { data, k, cutoff } => hdr_experiment(&data, k, cutoff)?,
         Cmd::Tree {
             data,
@@ -343,5 +365,92 @@ fn hdr_experiment(data: &std::path::Path, k: usize, cutoff: u32) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn insert_bench(
+    dir: &std::path::Path,
+    n: usize,
+    dim: u32,
+    batch: usize,
+    threads: usize,
+) -> Result<()> {
+    use apksift_index::{Batch, Column, Database, FieldSchema, FieldType, Options, Schema};
+    use rand::{Rng, SeedableRng};
+    let w = dim as usize / 8;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let mut vecs = vec![0u8; n * w];
+    rng.fill(&mut vecs[..]);
+    // Prepare batches up front so that only the engine is timed.
+    let batches: Vec<Batch> = (0..n)
+        .step_by(batch)
+        .map(|s| {
+            let e = (s + batch).min(n);
+            Batch {
+                keys: (s..e).map(|i| i.to_string()).collect(),
+                columns: [(
+                    "vec".to_string(),
+                    Column::Binary(vecs[s * w..e * w].to_vec()),
+                )]
+                .into(),
+            }
+        })
+        .collect();
+    drop(vecs);
+    let db = Database::open(dir, Options::default())?;
+    db.create_collection(
+        "anchor",
+        Schema::new(
+            "id",
+            vec![FieldSchema::new("vec", FieldType::BinaryVector { dim })],
+        ),
+    )?;
+    let t = Instant::now();
+    let chunks: Vec<Vec<Batch>> = {
+        let mut c: Vec<Vec<Batch>> = (0..threads.max(1)).map(|_| Vec::new()).collect();
+        for (i, b) in batches.into_iter().enumerate() {
+            c[i % threads.max(1)].push(b);
+        }
+        c
+    };
+    std::thread::scope(|s| -> Result<()> {
+        let hs: Vec<_> = chunks
+            .into_iter()
+            .map(|bs| {
+                let db = db.clone();
+                s.spawn(move || -> Result<()> {
+                    for b in bs {
+                        db.insert("anchor", b)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let secs = t.elapsed().as_secs_f64();
+    let count = db.count("anchor")?;
+    anyhow::ensure!(count as usize == n, "count {count} != {n}");
+    println!(
+        "{{\"n\": {n}, \"dim\": {dim}, \"batch\": {batch}, \"threads\": {threads}, \"insert_s\": {secs:.3}, \"rows_per_s\": {:.0}}}",
+        n as f64 / secs
+    );
+    let t = Instant::now();
+    db.close()?;
+    println!(
+        "{{\"flush_and_close_s\": {:.3}}}",
+        t.elapsed().as_secs_f64()
+    );
+    let t = Instant::now();
+    let db = Database::open(dir, Options::default())?;
+    let c = db.count("anchor")?;
+    println!(
+        "{{\"reopen_s\": {:.3}, \"count\": {c}}}",
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }

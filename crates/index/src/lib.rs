@@ -14,6 +14,7 @@ pub mod engine;
 mod error;
 pub mod filter;
 pub mod ivf;
+mod keyfilter;
 pub mod manifest;
 pub mod memtable;
 pub mod metric;

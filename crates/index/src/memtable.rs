@@ -13,6 +13,28 @@ use crate::value::NormBatch;
 pub const CHUNK_ROWS: usize = 1024;
 const NONE: u32 = u32::MAX;
 
+/// Hasher for maps keyed by an xxh3 key hash: the key is already a good hash,
+/// so hashing it again (SipHash) only costs time (it was 12% of a bulk insert).
+#[derive(Default, Clone, Copy)]
+pub struct PreHashed(u64);
+
+impl std::hash::Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// Builder of [`PreHashed`].
+pub type PreHashedBuild = std::hash::BuildHasherDefault<PreHashed>;
+
 /// Stable 64-bit hash of a key (xxh3), also used by the segment key index.
 #[inline]
 pub fn key_hash(key: &str) -> u64 {
@@ -27,7 +49,8 @@ pub struct MemTable {
     /// Per full chunk: (key hash, row in chunk) sorted, for snapshot lookups.
     chunk_index: Vec<Arc<Vec<(u64, u16)>>>,
     len: u32,
-    heads: HashMap<u64, u32>,
+    heads: HashMap<u64, u32, PreHashedBuild>,
+    row_hashes: Vec<u64>,
     chain: Vec<u32>,
     dels: DeleteSet,
     bytes: usize,
@@ -36,12 +59,18 @@ pub struct MemTable {
 impl MemTable {
     /// An empty memtable.
     pub fn new(schema: Arc<Schema>) -> MemTable {
+        Self::with_capacity(schema, 0)
+    }
+
+    /// An empty memtable with its key index sized for `rows`.
+    pub fn with_capacity(schema: Arc<Schema>, rows: usize) -> MemTable {
         MemTable {
             schema,
             chunks: Vec::new(),
             chunk_index: Vec::new(),
             len: 0,
-            heads: HashMap::new(),
+            heads: HashMap::with_capacity_and_hasher(rows, Default::default()),
+            row_hashes: Vec::with_capacity(rows),
             chain: Vec::new(),
             dels: DeleteSet::new(),
             bytes: 0,
@@ -70,7 +99,12 @@ impl MemTable {
 
     /// The live row of `key`, if any.
     pub fn lookup(&self, key: &str) -> Option<u32> {
-        let mut r = self.heads.get(&key_hash(key)).copied().unwrap_or(NONE);
+        self.lookup_hashed(key, key_hash(key))
+    }
+
+    /// [`MemTable::lookup`] with the key's hash already computed.
+    pub fn lookup_hashed(&self, key: &str, h: u64) -> Option<u32> {
+        let mut r = self.heads.get(&h).copied().unwrap_or(NONE);
         while r != NONE {
             if self.key_at(r) == key {
                 return (!self.dels.contains(r)).then_some(r);
@@ -89,6 +123,12 @@ impl MemTable {
 
     /// Appends every row of a batch; returns the first new row number.
     pub fn append(&mut self, batch: &NormBatch) -> u32 {
+        let hs: Vec<u64> = batch.keys.iter().map(|k| key_hash(k)).collect();
+        self.append_hashed(batch, &hs)
+    }
+
+    /// [`MemTable::append`] with the keys' hashes already computed.
+    pub fn append_hashed(&mut self, batch: &NormBatch, hashes: &[u64]) -> u32 {
         let first = self.len;
         let mut i = 0;
         let n = batch.len();
@@ -107,19 +147,29 @@ impl MemTable {
             // Copy-on-write: a snapshot may hold this chunk.
             let chunk = Arc::make_mut(last);
             let before = chunk.heap_bytes();
-            while i < n && chunk.len() < CHUNK_ROWS {
-                chunk.push_batch_row(batch, i);
-                let key = batch.keys.get(i).map(String::as_str).unwrap_or("");
+            let take = (CHUNK_ROWS - chunk.len()).min(n - i);
+            chunk.extend_batch_rows(batch, i..i + take);
+            for _ in 0..take {
+                let h = hashes.get(i).copied().unwrap_or_else(|| {
+                    key_hash(batch.keys.get(i).map(String::as_str).unwrap_or(""))
+                });
                 let row = self.len;
-                let prev = self.heads.insert(key_hash(key), row).unwrap_or(NONE);
+                let prev = self.heads.insert(h, row).unwrap_or(NONE);
                 self.chain.push(prev);
+                self.row_hashes.push(h);
                 self.len += 1;
                 i += 1;
             }
             self.bytes += chunk.heap_bytes() - before;
             if chunk.len() >= CHUNK_ROWS {
+                let base = self.len as usize - chunk.len();
                 let mut idx: Vec<(u64, u16)> = (0..chunk.len())
-                    .map(|r| (key_hash(chunk.keys.get(r)), r as u16))
+                    .map(|r| {
+                        (
+                            self.row_hashes.get(base + r).copied().unwrap_or(0),
+                            r as u16,
+                        )
+                    })
                     .collect();
                 idx.sort_unstable();
                 self.chunk_index.push(Arc::new(idx));

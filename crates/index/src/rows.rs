@@ -425,6 +425,39 @@ impl RowsBuf {
         }
     }
 
+    /// Appends rows `range` of a batch, column by column.
+    pub fn extend_batch_rows(&mut self, b: &NormBatch, range: std::ops::Range<usize>) {
+        for i in range.clone() {
+            self.keys
+                .push(b.keys.get(i).map(String::as_bytes).unwrap_or(b""));
+        }
+        for (c, col) in self.cols.iter_mut().zip(&b.columns) {
+            match (c, col) {
+                (
+                    ColBuf::Vector {
+                        width,
+                        data,
+                        present,
+                    },
+                    Column::Binary(d),
+                ) => {
+                    data.extend_from_slice(
+                        d.get(range.start * *width..range.end * *width)
+                            .unwrap_or(&[]),
+                    );
+                    for _ in range.clone() {
+                        present.push(true);
+                    }
+                }
+                (c, col) => {
+                    for i in range.clone() {
+                        c.push_column(col, i);
+                    }
+                }
+            }
+        }
+    }
+
     /// Appends row `row` of any part.
     pub fn push_part_row(&mut self, p: &dyn PartRead, row: u32) {
         self.keys.push(p.key(row).as_bytes());

@@ -651,7 +651,26 @@ impl Segment {
 
     /// The row holding `key`, if any.
     pub fn find(&self, key: &str) -> Option<u32> {
-        let h = key_hash(key);
+        self.find_hashed(key, key_hash(key))
+    }
+
+    /// The sorted key hashes of every row.
+    pub fn key_hashes(&self) -> &[u64] {
+        self.key_hashes.as_slice()
+    }
+
+    /// True when the Bloom filter says `h` may be in this segment.
+    #[inline]
+    pub fn may_contain(&self, h: u64) -> bool {
+        let bloom = self.bloom.as_slice();
+        let (b, mask) = bloom_pos(h, bloom.len() / 8);
+        mask.iter()
+            .enumerate()
+            .all(|(i, m)| bloom.get(b * 8 + i).is_some_and(|w| w & m != 0))
+    }
+
+    /// [`Segment::find`] with the key's hash already computed.
+    pub fn find_hashed(&self, key: &str, h: u64) -> Option<u32> {
         let bloom = self.bloom.as_slice();
         let blocks = bloom.len() / 8;
         let (b, mask) = bloom_pos(h, blocks);
@@ -791,5 +810,44 @@ impl PartRead for Segment {
             }),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::FieldSchema;
+    use crate::value::{Column, NormBatch};
+    use apksift_storage::MemDirectory;
+
+    #[test]
+    fn segment_key_index_and_bloom_false_positive_rate() {
+        let schema = Schema::new(
+            "id",
+            vec![FieldSchema::new("v", FieldType::BinaryVector { dim: 8 })],
+        );
+        let n = 100_000;
+        let b = NormBatch {
+            keys: (0..n).map(|i| i.to_string()).collect(),
+            columns: vec![Column::Binary(vec![7u8; n])],
+        };
+        let mut rows = RowsBuf::new(&schema);
+        for i in 0..n {
+            rows.push_batch_row(&b, i);
+        }
+        let dir = MemDirectory::new();
+        write(&dir, &schema, 1, 1, &rows, 1).unwrap();
+        let seg = Segment::open(&dir, &file_name(1, 1), &schema).unwrap();
+        for i in (0..n).step_by(97) {
+            let k = i.to_string();
+            let r = seg.find(&k).unwrap();
+            assert_eq!(seg.key(r), k);
+        }
+        let fp = (n..2 * n)
+            .filter(|i| seg.may_contain(key_hash(&i.to_string())))
+            .count();
+        assert!(seg.find("nope").is_none());
+        let rate = fp as f64 / n as f64;
+        assert!(rate < 0.02, "Bloom false-positive rate {rate}");
     }
 }

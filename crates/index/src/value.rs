@@ -210,13 +210,24 @@ impl Batch {
     /// accepted.
     pub fn normalize(self, schema: &Schema) -> Result<NormBatch> {
         let n = self.keys.len();
-        let mut seen = std::collections::HashSet::with_capacity(n);
-        for k in &self.keys {
+        // Duplicate keys: by xxh3 hash first (cheap), strings compared on a hash match.
+        let mut seen: std::collections::HashMap<u64, usize, crate::memtable::PreHashedBuild> =
+            std::collections::HashMap::with_capacity_and_hasher(n, Default::default());
+        let mut collide: Vec<(usize, usize)> = Vec::new();
+        for (i, k) in self.keys.iter().enumerate() {
             check_key(k)?;
-            if !seen.insert(k.as_str()) {
-                return Err(Error::invalid(format!(
-                    "duplicate primary key {k:?} within one batch"
-                )));
+            if let Some(j) = seen.insert(crate::memtable::key_hash(k), i) {
+                collide.push((j, i));
+            }
+        }
+        if !collide.is_empty() {
+            let mut all = std::collections::HashSet::with_capacity(n);
+            for k in &self.keys {
+                if !all.insert(k.as_str()) {
+                    return Err(Error::invalid(format!(
+                        "duplicate primary key {k:?} within one batch"
+                    )));
+                }
             }
         }
         for name in self.columns.keys() {
