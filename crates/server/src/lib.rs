@@ -15,7 +15,7 @@ use apksift_server::{app, AppState, Config, auth::{ApiKeys, Role}};
 let db = apksift_index::Database::open(dir.path(), Default::default()).unwrap();
 let mut keys = ApiKeys::new();
 keys.add(Role::Admin, "admin-key-0123456789").unwrap();
-let router = app(AppState::new(db, Config { keys, ..Config::default() }));
+let router = app(AppState::from_database(db, Config { keys, ..Config::default() }).unwrap());
 # drop(router);
 ```
 

@@ -146,6 +146,7 @@ impl std::fmt::Debug for AppState {
 }
 
 struct Inner {
+    store: apksift_core::Store,
     db: Database,
     config: Config,
     metrics: ServiceMetrics,
@@ -176,12 +177,13 @@ impl Drop for InFlight {
 }
 
 impl AppState {
-    /// State over an open store.
-    pub fn new(db: Database, config: Config) -> AppState {
+    /// State over an open sample store.
+    pub fn new(store: apksift_core::Store, config: Config) -> AppState {
         let slots = config.limits.max_concurrent_scans.max(1);
         AppState {
             inner: Arc::new(Inner {
-                db,
+                db: store.database().clone(),
+                store,
                 scan_slots: Arc::new(Semaphore::new(slots)),
                 config,
                 metrics: ServiceMetrics::default(),
@@ -195,7 +197,21 @@ impl AppState {
         }
     }
 
-    /// The store.
+    /// State over an open database: creates the sample store's collections
+    /// on a writer; fails on a replica of a directory without them.
+    pub fn from_database(db: Database, config: Config) -> Result<AppState, apksift_core::Error> {
+        Ok(AppState::new(
+            apksift_core::Store::from_database(db)?,
+            config,
+        ))
+    }
+
+    /// The sample store.
+    pub fn store(&self) -> &apksift_core::Store {
+        &self.inner.store
+    }
+
+    /// The engine under the sample store (generic collections).
     pub fn db(&self) -> &Database {
         &self.inner.db
     }
@@ -467,18 +483,18 @@ impl AppState {
     }
 }
 
-/// Opens the store in `dir` (as a replica with `read_only`) and builds the state.
+/// Opens the sample store in `dir` (as a replica with `read_only`) and builds the state.
 pub fn open_state(
     dir: &std::path::Path,
     read_only: bool,
     config: Config,
 ) -> Result<AppState, crate::serve::ServeError> {
-    let opts = apksift_index::Options::default();
-    let db = if read_only {
-        Database::open_read_only(dir, opts)
+    let opts = apksift_core::StoreOptions::default();
+    let store = if read_only {
+        apksift_core::Store::open_read_only(dir, opts)
     } else {
-        Database::open(dir, opts)
+        apksift_core::Store::open(dir, opts)
     }
     .map_err(|e| crate::serve::ServeError::Store(format!("{}: {e}", dir.display())))?;
-    Ok(AppState::new(db, config))
+    Ok(AppState::new(store, config))
 }

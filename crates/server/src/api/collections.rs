@@ -410,6 +410,26 @@ fn info(c: apksift_index::CollectionInfo) -> CollectionInfo {
     }
 }
 
+/// The sample store's own collections: readable here, written only
+/// through `/v1/samples` so their invariants hold.
+pub const RESERVED: &[&str] = &[
+    apksift_core::schema::SAMPLES,
+    apksift_core::schema::COMPONENTS,
+];
+
+fn check_not_reserved(name: &str) -> ApiResult<()> {
+    if RESERVED.contains(&name) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "reserved_collection",
+            format!(
+                "collection {name:?} belongs to the sample store: read it here, write it through /v1/samples"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_batch(state: &AppState, n: usize, what: &str) -> ApiResult<()> {
     let max = state.limits().max_batch;
     if n > max {
@@ -430,6 +450,7 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CreateCollection>,
 ) -> ApiResult<(StatusCode, ApiJson<CollectionInfo>)> {
+    check_not_reserved(&req.name)?;
     let fields = req
         .fields
         .iter()
@@ -478,6 +499,7 @@ pub async fn drop_collection(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
+    check_not_reserved(&name)?;
     let db = state.db().clone();
     blocking(move || Ok(db.drop_collection(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -555,6 +577,7 @@ async fn write(
     req: WriteRows,
     replace: bool,
 ) -> ApiResult<ApiJson<WriteResult>> {
+    check_not_reserved(&name)?;
     check_batch(&state, req.rows.len(), "rows")?;
     let db = state.db().clone();
     let ack = blocking(move || {
@@ -620,6 +643,7 @@ pub async fn delete_rows(
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<DeleteRows>,
 ) -> ApiResult<ApiJson<WriteResult>> {
+    check_not_reserved(&name)?;
     check_batch(&state, req.keys.len(), "keys")?;
     let db = state.db().clone();
     let ack = blocking(move || Ok(db.delete(&name, &req.keys)?)).await?;

@@ -13,7 +13,7 @@ async fn collections_lifecycle_and_every_operation() {
     let v = call(r, "GET", "/v1/collections", Some(READ), None)
         .await
         .expect(200, None);
-    assert_eq!(v, json!({"collections": ["c"]}));
+    assert_eq!(v, json!({"collections": ["c", "components", "samples"]}));
     let d = call(r, "GET", "/v1/collections/c", Some(READ), None)
         .await
         .expect(200, None);

@@ -159,3 +159,81 @@ pub fn vec_b64(ones: usize) -> String {
 }
 
 pub const T1: &str = "T1D3A1F6C2A4F1C2B2E3E5D1A2B4C5D6E7F8091A2B3C4D5E6F708192A3B4C5D6E7F8091A";
+
+/// Pseudo-random bytes with enough variety for TLSH.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 32) as u8
+        })
+        .collect()
+}
+
+/// A ZIP of stored entries (enough of an APK for fingerprinting).
+pub fn zip(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut cd = Vec::new();
+    for (name, data) in entries {
+        let off = out.len() as u32;
+        let crc = crc32fast::hash(data);
+        let n = name.as_bytes();
+        let mut lh = Vec::new();
+        lh.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        lh.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        lh.extend_from_slice(&crc.to_le_bytes());
+        lh.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        lh.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        lh.extend_from_slice(&(n.len() as u16).to_le_bytes());
+        lh.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&lh);
+        out.extend_from_slice(n);
+        out.extend_from_slice(data);
+        cd.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        cd.extend_from_slice(&[20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        cd.extend_from_slice(&crc.to_le_bytes());
+        cd.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        cd.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        cd.extend_from_slice(&(n.len() as u16).to_le_bytes());
+        cd.extend_from_slice(&[0; 12]);
+        cd.extend_from_slice(&off.to_le_bytes());
+        cd.extend_from_slice(n);
+    }
+    let cd_off = out.len() as u32;
+    out.extend_from_slice(&cd);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(cd.len() as u32).to_le_bytes());
+    out.extend_from_slice(&cd_off.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// A small APK-like archive; `variant` changes a little of the dex.
+pub fn apk(seed: u64, variant: u8) -> Vec<u8> {
+    let mut dex = noise(seed, 40_000);
+    dex[100] ^= variant;
+    dex[20_000] ^= variant;
+    zip(&[
+        ("AndroidManifest.xml", noise(seed + 1, 3000)),
+        ("classes.dex", dex),
+        ("resources.arsc", noise(seed + 2, 8000)),
+        ("lib/arm64-v8a/libx.so", noise(seed + 3, 20_000)),
+    ])
+}
+
+/// A raw-body POST.
+pub fn raw_post(uri: &str, key: &str, body: Vec<u8>, content_type: &str) -> Request<Body> {
+    Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .unwrap()
+}

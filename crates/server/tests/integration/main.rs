@@ -7,3 +7,4 @@ mod limits;
 mod openapi_drift;
 mod ops;
 mod real_socket;
+mod samples;

@@ -34,7 +34,7 @@ async fn ops_readyz_on_replica_follows_lag_bound() {
         max_replica_lag: std::time::Duration::from_millis(300),
         ..Default::default()
     };
-    let replica = apksift_server::app(apksift_server::AppState::new(db, config));
+    let replica = apksift_server::app(apksift_server::AppState::from_database(db, config).unwrap());
     let v = call(&replica, "GET", "/readyz", None, None)
         .await
         .expect(200, None);
