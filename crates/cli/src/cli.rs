@@ -43,6 +43,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Generate two related demo APKs, ingest one as malware and scan the other.
     Demo(DemoArgs),
+    /// Run the HTTP service (REST/JSON API under /v1, /metrics, /healthz, /readyz).
+    Serve(apksift_server::ServeArgs),
 }
 
 /// `--json`.

@@ -26,8 +26,13 @@ fn store_exists(p: &Path) -> bool {
 
 /// Opens the store as its writer (creating it).
 pub fn open_writer(db: Option<&Path>) -> Result<Store> {
+    open_writer_with(db, StoreOptions::default())
+}
+
+/// Opens the store as its writer with options.
+pub fn open_writer_with(db: Option<&Path>, opts: StoreOptions) -> Result<Store> {
     let p = db_path(db)?;
-    Store::open(&p, StoreOptions::default()).map_err(|e| locked_hint(e, &p))
+    Store::open(&p, opts).map_err(|e| locked_hint(e, &p))
 }
 
 fn locked_hint(e: apksift_core::Error, p: &Path) -> anyhow::Error {

@@ -14,14 +14,7 @@ pub fn run(db: Option<&Path>, a: ImportArgs) -> Result<Status> {
     let format: ImportFormat = a.format.parse()?;
     let label: Option<Label> = a.label.as_deref().map(str::parse).transpose()?;
     let threat: Option<ThreatLevel> = a.threat.as_deref().map(str::parse).transpose()?;
-    let source = a.source.clone().or_else(|| {
-        (a.file != "-").then(|| {
-            Path::new(&a.file)
-                .file_name()
-                .map(|n| format!("import:{}", n.to_string_lossy()))
-                .unwrap_or_else(|| "import".into())
-        })
-    });
+    let source = a.source.clone();
     let reader: Box<dyn std::io::Read> = if a.file == "-" {
         Box::new(std::io::stdin().lock())
     } else {

@@ -52,7 +52,8 @@ pub fn run(db: Option<&Path>, a: IngestArgs) -> Result<Status> {
             inputs.skipped
         );
     }
-    let store = util::open_writer(db)?;
+    // Opened at the first fingerprint that can be stored: failing input creates no store.
+    let mut store: Option<apksift_core::Store> = None;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(a.jobs.unwrap_or(0))
         .build()
@@ -100,7 +101,13 @@ pub fn run(db: Option<&Path>, a: IngestArgs) -> Result<Status> {
         if ok.is_empty() {
             continue;
         }
-        let outcomes = store.ingest_batch(&ok).context("writing to the store")?;
+        if store.is_none() {
+            store = Some(util::open_writer(db)?);
+        }
+        let Some(st) = store.as_ref() else {
+            continue;
+        };
+        let outcomes = st.ingest_batch(&ok).context("writing to the store")?;
         for o in &outcomes {
             if o.replaced {
                 replaced += 1;
@@ -136,7 +143,9 @@ pub fn run(db: Option<&Path>, a: IngestArgs) -> Result<Status> {
             inputs.skipped
         ))?;
     }
-    store.close().context("closing the store")?;
+    if let Some(st) = store {
+        st.close().context("closing the store")?;
+    }
     Ok(if errors > 0 {
         Status::Error
     } else {

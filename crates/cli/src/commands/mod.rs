@@ -16,6 +16,7 @@ mod ingest;
 mod inspect;
 mod scan;
 mod search;
+mod serve;
 mod stats;
 mod verify;
 
@@ -54,5 +55,6 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Verify(a) => verify::run(db, a),
         Command::Backup(a) => backup::run(db, a),
         Command::Demo(a) => demo::run(db, a),
+        Command::Serve(a) => serve::run(db, &a),
     }
 }

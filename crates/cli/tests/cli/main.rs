@@ -1,1 +1,6 @@
-//! CLI tests.
+//! CLI tests: the real `apksift` binary on temporary stores.
+
+mod util;
+
+mod basic;
+mod corpus;
