@@ -495,7 +495,9 @@ impl Store {
     /// The stored sample with this key (a SHA-256 in any case, or `sha1:…`, `md5:…`, …).
     pub fn get_sample(&self, key: &str) -> Result<Option<Sample>> {
         let key = normalize_key(key)?;
-        let mut rows = self.db.get(SAMPLES, std::slice::from_ref(&key), &all_sample_fields())?;
+        let mut rows = self
+            .db
+            .get(SAMPLES, std::slice::from_ref(&key), &all_sample_fields())?;
         Ok(rows.pop().flatten().map(|m| sample_from_row(key, &m)))
     }
 

@@ -2,3 +2,4 @@
 mod common;
 mod detection;
 mod knn;
+mod store;
