@@ -102,6 +102,9 @@ pub struct IngestArgs {
     /// One JSON object per file instead of a summary.
     #[arg(long)]
     pub json: bool,
+    /// Push the run's metrics to this Prometheus Pushgateway (job="apksift_ingest").
+    #[arg(long, env = "APKSIFT_PUSHGATEWAY", value_name = "URL")]
+    pub pushgateway: Option<String>,
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -131,6 +134,9 @@ pub struct ImportArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Push the run's metrics to this Prometheus Pushgateway (job="apksift_import").
+    #[arg(long, env = "APKSIFT_PUSHGATEWAY", value_name = "URL")]
+    pub pushgateway: Option<String>,
 }
 
 /// `apksift scan`.

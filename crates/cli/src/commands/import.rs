@@ -11,6 +11,7 @@ use crate::output;
 use crate::util;
 
 pub fn run(db: Option<&Path>, a: ImportArgs) -> Result<Status> {
+    let mut job = apksift_server::push::JobMetrics::new("apksift_import");
     let format: ImportFormat = a.format.parse()?;
     let label: Option<Label> = a.label.as_deref().map(str::parse).transpose()?;
     let threat: Option<ThreatLevel> = a.threat.as_deref().map(str::parse).transpose()?;
@@ -69,6 +70,21 @@ pub fn run(db: Option<&Path>, a: ImportArgs) -> Result<Status> {
             s.push_str(&format!("  line {}: {}\n", i.line, i.message));
         }
         output::print(&s)?;
+    }
+    if let Some(url) = &a.pushgateway {
+        job.counter("apksift_import_rows_total", "Data rows read.", report.rows)
+            .counter("apksift_import_stored_total", "Rows stored.", report.stored)
+            .counter(
+                "apksift_import_skipped_total",
+                "Rows skipped.",
+                report.skipped,
+            )
+            .counter(
+                "apksift_import_invalid_digests_total",
+                "Rows with an invalid TLSH digest.",
+                report.invalid_digest,
+            );
+        apksift_server::push::push_or_warn(url, &job, report.stored > 0);
     }
     if report.rows == 0 {
         bail!("{}: no data rows found", a.file);

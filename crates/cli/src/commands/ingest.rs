@@ -13,6 +13,7 @@ use crate::output;
 use crate::util;
 
 pub fn run(db: Option<&Path>, a: IngestArgs) -> Result<Status> {
+    let mut job = apksift_server::push::JobMetrics::new("apksift_ingest");
     let label: Label = a.label.parse()?;
     let threat: Option<ThreatLevel> = a.threat.as_deref().map(str::parse).transpose()?;
     let first_seen = match a.first_seen.as_deref() {
@@ -145,6 +146,35 @@ pub fn run(db: Option<&Path>, a: IngestArgs) -> Result<Status> {
     }
     if let Some(st) = store {
         st.close().context("closing the store")?;
+    }
+    if let Some(url) = &a.pushgateway {
+        job.counter(
+            "apksift_ingest_files_total",
+            "APK files read.",
+            inputs.files.len() as u64,
+        )
+        .counter(
+            "apksift_ingest_samples_total",
+            "Samples stored (new or replaced).",
+            new + replaced,
+        )
+        .counter(
+            "apksift_ingest_samples_new_total",
+            "Samples not stored before.",
+            new,
+        )
+        .counter(
+            "apksift_ingest_component_rows_total",
+            "Component rows written.",
+            comps,
+        )
+        .counter("apksift_ingest_errors_total", "Inputs that failed.", errors)
+        .counter(
+            "apksift_ingest_skipped_files_total",
+            "Non-APK files skipped.",
+            inputs.skipped as u64,
+        );
+        apksift_server::push::push_or_warn(url, &job, errors == 0);
     }
     Ok(if errors > 0 {
         Status::Error
