@@ -188,6 +188,19 @@ impl JobMetrics {
     }
 }
 
+/// Pushes, printing a warning on standard error instead of failing: a batch
+/// job whose data was stored should not fail because monitoring is down.
+/// Returns whether the push succeeded.
+pub fn push_or_warn(url: &str, job: &JobMetrics, success: bool) -> bool {
+    match job.push(url, success) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("apksift: warning: metrics of {} not pushed: {e}", job.job());
+            false
+        }
+    }
+}
+
 /// Escapes a grouping-key value for the URL path (Pushgateway allows
 /// `[A-Za-z0-9_.~-]` unescaped; anything else is percent-encoded).
 fn path_segment(s: &str) -> String {
