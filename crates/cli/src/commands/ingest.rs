@@ -172,7 +172,7 @@ pub fn run(db: Option<&Path>, a: IngestArgs) -> Result<Status> {
         .counter(
             "apksift_ingest_skipped_files_total",
             "Non-APK files skipped.",
-            inputs.skipped as u64,
+            inputs.skipped,
         );
         apksift_server::push::push_or_warn(url, &job, errors == 0);
     }
