@@ -1,4 +1,5 @@
 //! apksift benchmark programs (see docs/BENCHMARKS.md).
+mod dataset;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -16,6 +17,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Real digests: TLSH of files under ROOT plus digests from CSV files.
+    Real {
+        #[arg(long, default_value = "/usr")]
+        root: PathBuf,
+        /// CSV files with a `tlsh` column (e.g. ../shared/data/tlsh-datasets/all_digests.csv).
+        #[arg(long)]
+        csv: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Synthetic families from real digests (same rules and format as the peer benchmark).
+    Synth {
+        #[arg(long)]
+        real: PathBuf,
+        #[arg(long)]
+        n: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 800)]
+        family_queries: usize,
+        #[arg(long, default_value_t = 200)]
+        unrelated_queries: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Durable insert throughput: N binary vectors of DIM bits in batches.
     Insert {
         /// Store directory (created; must not exist or be empty).
@@ -95,6 +121,10 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Real { root, csv, out } => dataset::real(&root, &csv, &out)?,
+        Cmd::Synth { real, n, seed, family_queries, unrelated_queries, out } => {
+            dataset::synth(&real, n, seed, family_queries, unrelated_queries, &out)?
+        }
         Cmd::Insert {
             db,
             n,

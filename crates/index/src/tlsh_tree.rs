@@ -648,6 +648,21 @@ pub fn search(
     }
 }
 
+/// Exact distances of positions `s..e`.
+#[inline]
+fn scan_range(records: &[u8], q: &TlshQuery, sink: &mut dyn TlshSink, stats: &mut SearchStats, s: usize, e: usize) {
+    stats.rows += e.saturating_sub(s) as u64;
+    if let Some(block) = records.get(s * DIGEST_LEN..e * DIGEST_LEN) {
+        let mut b = sink.bound();
+        for (i, r) in block.chunks_exact(DIGEST_LEN).enumerate() {
+            if let Some(d) = q.distance_within(r, b) {
+                sink.offer((s + i) as u32, d);
+                b = sink.bound();
+            }
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn visit(
     nodes: &[Node],
@@ -667,17 +682,7 @@ fn visit(
     }
     if node.is_leaf() {
         stats.leaves += 1;
-        let (s, e) = (node.start as usize, node.end as usize);
-        stats.rows += e.saturating_sub(s) as u64;
-        if let Some(block) = records.get(s * DIGEST_LEN..e * DIGEST_LEN) {
-            let mut b = sink.bound();
-            for (i, r) in block.chunks_exact(DIGEST_LEN).enumerate() {
-                if let Some(d) = q.distance_within(r, b) {
-                    sink.offer((s + i) as u32, d);
-                    b = sink.bound();
-                }
-            }
-        }
+        scan_range(records, q, sink, stats, node.start as usize, node.end as usize);
         return;
     }
     let f = node.first_child as usize;
