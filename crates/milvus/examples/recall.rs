@@ -67,10 +67,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     db.upsert("r", batch.clone())?;
     db.flush()?;
     let flat = MilvusEngine::connect(&MilvusUrl::parse(&format!(
-        "{base}/recall_flat?consistency=strong"
+        "{base}/recall_flat?consistency=session"
     ))?)?;
     let ivf = MilvusEngine::connect(&MilvusUrl::parse(&format!(
-        "{base}/recall_ivf?consistency=strong&index=bin_ivf_flat&nlist={nlist}"
+        "{base}/recall_ivf?consistency=session&index=bin_ivf_flat&nlist={nlist}"
     ))?)?;
     for e in [&flat, &ivf] {
         for c in e.list_collections()? {

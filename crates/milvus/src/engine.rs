@@ -1067,21 +1067,33 @@ impl MilvusEngine {
         let k = params.k;
         let code = thermo::code(q).to_vec();
         // Hamming <= TLSH, so Hamming radius bound+1 keeps every digest within bound.
-        let radius = bound.map_or(CODE_BITS + 1, |b| (b + 1).min(CODE_BITS + 1));
-        let header = bound.and_then(|b| thermo::header_filter(q, b, with_len));
         let mut window = self.inner.url.window.min(MAX_WINDOW);
         let mut lo = 0u32;
         let mut seen: HashSet<String> = HashSet::new();
-        // Accepted: (distance, key, fields), kept sorted, at most k.
+        // Candidates within the bound, exact distance known, row not yet checked.
+        let mut pending: Vec<(u32, String)> = Vec::new();
+        // Accepted (row exists and matches the filter): (distance, key, fields), sorted, <= k.
         let mut best: Vec<(u32, String, BTreeMap<String, Value>)> = Vec::new();
         loop {
+            // The bound tightens to the current k-th distance: nothing farther can enter, and
+            // both the Hamming radius and the header pre-filter stay lossless for the answer.
+            let kth = (best.len() >= k).then(|| best[k - 1].0);
+            let eff = match (bound, kth) {
+                (Some(b), Some(t)) => Some(b.min(t)),
+                (b, t) => b.or(t),
+            };
+            let radius = eff.map_or(CODE_BITS + 1, |b| (b + 1).min(CODE_BITS + 1));
+            if radius <= lo {
+                break;
+            }
+            let header = eff.and_then(|b| thermo::header_filter(q, b, with_len));
             let res = self.run(self.c().range_search(
                 cname,
                 vec![code.clone()],
                 lo,
                 radius,
                 window,
-                header.clone().unwrap_or_default(),
+                header.unwrap_or_default(),
                 nprobe,
                 vec!["tlsh".into()],
                 self.read_ts(),
@@ -1105,26 +1117,36 @@ impl MilvusEngine {
                 .iter()
                 .chain(&res.distances)
                 .fold(0f32, |a, &b| a.max(b)) as u32;
-            // Exact distances of the new candidates.
-            let mut fresh: Vec<(u32, String)> = Vec::new();
             for (key, t) in ids.into_iter().zip(tl) {
                 if !seen.insert(key.clone()) {
                     continue;
                 }
                 let Some(d) = parse_hex(&t) else { continue };
                 let dist = q.distance(&d, with_len);
-                if bound.is_some_and(|b| dist > b) || f64::from(dist) < min_d {
+                if eff.is_some_and(|b| dist > b) || f64::from(dist) < min_d {
                     continue;
                 }
-                if best.len() >= k && (dist, &key) > (best[k - 1].0, &best[k - 1].1) {
-                    continue;
-                }
-                fresh.push((dist, key));
+                pending.push((dist, key));
             }
-            if !fresh.is_empty() {
-                let keys: Vec<String> = fresh.iter().map(|f| f.1.clone()).collect();
+            // Check rows (existence, filter, output fields) best first, only as many as can
+            // still enter the top k.
+            pending.sort_unstable();
+            while !pending.is_empty() {
+                let room = k - best.len().min(k);
+                let limit = best.get(k.wrapping_sub(1)).map(|b| (b.0, b.1.clone()));
+                let take: Vec<(u32, String)> = pending
+                    .iter()
+                    .take_while(|p| limit.as_ref().is_none_or(|l| (p.0, &p.1) < (l.0, &l.1)))
+                    .take(room.max(1).max(k.min(64)))
+                    .cloned()
+                    .collect();
+                if take.is_empty() {
+                    break;
+                }
+                pending.drain(..take.len());
+                let keys: Vec<String> = take.iter().map(|t| t.1.clone()).collect();
                 let mut rows = self.fetch(name, schema, &keys, &params.output_fields, filter)?;
-                for (d, key) in fresh {
+                for (d, key) in take {
                     if let Some(fields) = rows.remove(&key) {
                         best.push((d, key, fields));
                     }
