@@ -430,7 +430,6 @@ pub async fn search(
     };
     let st = state.clone();
     let out = blocking(move || {
-        let t = Instant::now();
         let store = st.store();
         let mut results = Vec::with_capacity(nq);
         if !digests.is_empty() {
@@ -463,10 +462,6 @@ pub async fn search(
                 matches: merged,
             });
         }
-        st.metrics()
-            .scan_stage
-            .get(&["search"])
-            .observe(t.elapsed().as_secs_f64());
         Ok(SearchResponse { results })
     })
     .await?;

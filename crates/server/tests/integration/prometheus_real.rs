@@ -244,15 +244,29 @@ async fn prometheus_scrapes_serve_and_pushgateway_receives_ingest() {
         let out = Command::new(&bin)
             .arg("--db")
             .arg(ingest_dir.path().join("db"))
-            .args(["ingest", "--label", "malware", "--quiet", "--pushgateway", &pgw_url])
+            .args([
+                "ingest",
+                "--label",
+                "malware",
+                "--quiet",
+                "--pushgateway",
+                &pgw_url,
+            ])
             .arg(&apks)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{} ingest: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{} ingest: {}",
+            bin.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(!String::from_utf8_lossy(&out.stderr).contains("not pushed"));
         eprintln!("pushed by {} ingest --pushgateway", bin.display());
     } else {
-        eprintln!("apksift binary not built: pushing through the library calls of `apksift ingest`");
+        eprintln!(
+            "apksift binary not built: pushing through the library calls of `apksift ingest`"
+        );
         let store = apksift_core::Store::open(ingest_dir.path(), Default::default()).unwrap();
         let mut job = JobMetrics::new("apksift_ingest");
         let items: Vec<_> = (10..13)
@@ -264,9 +278,17 @@ async fn prometheus_scrapes_serve_and_pushgateway_receives_ingest() {
             })
             .collect();
         let outcomes = store.ingest_batch(&items).unwrap();
-        job.counter("apksift_ingest_files_total", "APK files read.", items.len() as u64)
-            .counter("apksift_ingest_samples_total", "Samples stored.", outcomes.len() as u64)
-            .counter("apksift_ingest_errors_total", "Files that failed.", 0);
+        job.counter(
+            "apksift_ingest_files_total",
+            "APK files read.",
+            items.len() as u64,
+        )
+        .counter(
+            "apksift_ingest_samples_total",
+            "Samples stored.",
+            outcomes.len() as u64,
+        )
+        .counter("apksift_ingest_errors_total", "Files that failed.", 0);
         tokio::task::spawn_blocking(move || job.push(&pgw_url, true))
             .await
             .unwrap()
@@ -344,6 +366,29 @@ async fn prometheus_scrapes_serve_and_pushgateway_receives_ingest() {
         assert!(Instant::now() < deadline, "rules not all healthy: {body}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+
+    // 6. Every PromQL expression of the Grafana dashboard evaluates.
+    let dash =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/grafana/apksift-dashboard.json");
+    let dash: Value = serde_json::from_str(&std::fs::read_to_string(dash).unwrap()).unwrap();
+    let mut n = 0;
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"]
+                .as_str()
+                .unwrap()
+                .replace("$job", "apksift")
+                .replace("$instance", ".*");
+            let (status, body) =
+                http_get(prom_port, &format!("/api/v1/query?query={}", pct(&expr)))
+                    .await
+                    .unwrap();
+            assert_eq!(status, 200, "dashboard expression {expr:?}: {body}");
+            assert!(body.contains("\"status\":\"success\""), "{expr:?}: {body}");
+            n += 1;
+        }
+    }
+    assert!(n >= 40, "{n} dashboard expressions");
 
     stop_tx.send(()).unwrap();
     server.await.unwrap().unwrap();

@@ -418,3 +418,61 @@ async fn samples_scan_concurrency_bound_429_and_503() {
         "{m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samples_scan_body_limit_413_declared_chunked_and_multipart() {
+    let t = test_app_with(Limits {
+        max_body_bytes: 50_000,
+        ..Limits::default()
+    });
+    let big = apk(1, 0); // about 71 kB
+    assert!(big.len() > 50_000);
+    // declared Content-Length: refused before the body is read
+    let v = send(&t.router, raw_post("/v1/scan", READ, big.clone(), APK))
+        .await
+        .expect(413, Some("payload_too_large"));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-body-bytes")
+    );
+    // no Content-Length: cut while reading
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/scan")
+        .header("authorization", format!("Bearer {READ}"))
+        .body(axum::body::Body::from_stream(futures_once(big.clone())))
+        .unwrap();
+    send(&t.router, req)
+        .await
+        .expect(413, Some("payload_too_large"));
+    let (ct, body) = multipart("file", "big.apk", &big);
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/samples/apk")
+        .header("authorization", format!("Bearer {WRITE}"))
+        .header("content-type", ct)
+        .body(axum::body::Body::from_stream(futures_once(body)))
+        .unwrap();
+    send(&t.router, req)
+        .await
+        .expect(413, Some("payload_too_large"));
+}
+
+/// A one-chunk stream (the body has no known length).
+fn futures_once(
+    b: Vec<u8>,
+) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    struct Once(Option<bytes::Bytes>);
+    impl futures_core::Stream for Once {
+        type Item = Result<bytes::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.take().map(Ok))
+        }
+    }
+    Once(Some(bytes::Bytes::from(b)))
+}
