@@ -4,7 +4,7 @@ with API keys and roles, request limits, Prometheus metrics on `/metrics`,
 and a Pushgateway client for batch jobs.
 
 The router is built by [`app`] from an [`AppState`], so tests drive it with
-`tower::ServiceExt::oneshot` without a socket; [`serve`] runs it on a
+`tower::ServiceExt::oneshot` without a socket; [`serve()`] runs it on a
 listener (plain or TLS through rustls) with graceful shutdown on SIGTERM and
 ctrl-c, draining requests in flight. The engine is synchronous: every store
 call runs on tokio's blocking pool.
