@@ -228,14 +228,7 @@ async fn prometheus_scrapes_serve_and_pushgateway_receives_ingest() {
     //    test's target directory), else the same library calls it makes.
     let ingest_dir = tempfile::tempdir().unwrap();
     let pgw_url = format!("http://127.0.0.1:{pgw_port}");
-    let bin = std::env::var_os("APKSIFT_BIN")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.join("apksift"))
-        })
-        .filter(|p| p.is_file());
-    if let Some(bin) = bin {
+    if let Some(bin) = apksift_bin() {
         let apks = ingest_dir.path().join("apks");
         std::fs::create_dir_all(&apks).unwrap();
         for s in 10..13u64 {
