@@ -40,7 +40,13 @@ fn unpack(r: &[u8]) -> Fields {
     for (k, b) in buckets.iter_mut().enumerate() {
         *b = d.bucket(k);
     }
-    Fields { checksum: d.checksum_byte(), l: d.lvalue(), q1: d.q1(), q2: d.q2(), buckets }
+    Fields {
+        checksum: d.checksum_byte(),
+        l: d.lvalue(),
+        q1: d.q1(),
+        q2: d.q2(),
+        buckets,
+    }
 }
 
 fn pack(f: &Fields) -> [u8; DIGEST_LEN] {
@@ -99,7 +105,13 @@ fn synthetic_root(rng: &mut impl Rng, real: &[Fields]) -> Fields {
     }
     let il = real[rng.random_range(0..real.len())];
     let iq = real[rng.random_range(0..real.len())];
-    Fields { checksum: rng.random(), l: il.l, q1: iq.q1, q2: iq.q2, buckets: b }
+    Fields {
+        checksum: rng.random(),
+        l: il.l,
+        q1: iq.q1,
+        q2: iq.q2,
+        buckets: b,
+    }
 }
 
 /// `real`: TLSH of every regular file of at least 256 bytes under `root`,
@@ -109,7 +121,9 @@ pub fn real(root: &Path, extra_csv: &[PathBuf], out: &Path) -> Result<()> {
     let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             let Ok(ft) = e.file_type() else { continue };
             if ft.is_dir() {
@@ -140,10 +154,13 @@ pub fn real(root: &Path, extra_csv: &[PathBuf], out: &Path) -> Result<()> {
     let mut recs: Vec<[u8; DIGEST_LEN]> = hashed.into_iter().flatten().collect();
     let mut from_csv = 0usize;
     for c in extra_csv {
-        let text = std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
+        let text =
+            std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
         let mut lines = text.lines();
         let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-        let Some(col) = header.iter().position(|h| *h == "tlsh") else { continue };
+        let Some(col) = header.iter().position(|h| *h == "tlsh") else {
+            continue;
+        };
         for line in lines {
             if let Some(Ok(d)) = line.split(',').nth(col).map(Digest::parse_lenient) {
                 recs.push(*d.as_bytes());
@@ -160,23 +177,39 @@ pub fn real(root: &Path, extra_csv: &[PathBuf], out: &Path) -> Result<()> {
         "root": root, "regular_files_ge_256": files.len(), "digests_from_files": from_files,
         "digests_from_csv": from_csv, "unique_digests": recs.len(), "seconds": t.elapsed().as_secs_f64(),
     });
-    std::fs::write(out.join("real_meta.json"), serde_json::to_string_pretty(&meta)?)?;
+    std::fs::write(
+        out.join("real_meta.json"),
+        serde_json::to_string_pretty(&meta)?,
+    )?;
     println!("{meta}");
     Ok(())
 }
 
 /// `synth`: N digests in families plus 800 family and 200 unrelated queries.
-pub fn synth(real_bin: &Path, n: usize, seed: u64, family_queries: usize, unrelated_queries: usize, out: &Path) -> Result<()> {
+pub fn synth(
+    real_bin: &Path,
+    n: usize,
+    seed: u64,
+    family_queries: usize,
+    unrelated_queries: usize,
+    out: &Path,
+) -> Result<()> {
     let t = std::time::Instant::now();
     let raw = std::fs::read(real_bin).with_context(|| format!("reading {}", real_bin.display()))?;
-    anyhow::ensure!(!raw.is_empty() && raw.len() % DIGEST_LEN == 0, "{} is not a record file", real_bin.display());
+    anyhow::ensure!(
+        !raw.is_empty() && raw.len() % DIGEST_LEN == 0,
+        "{} is not a record file",
+        real_bin.display()
+    );
     let real: Vec<Fields> = raw.chunks_exact(DIGEST_LEN).map(unpack).collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let ln = rand_distr_lognormal(FAM_MU, FAM_SIGMA);
     let mut sizes: Vec<usize> = Vec::new();
     let mut total = 0usize;
     while total < n {
-        let s = (ln.sample(&mut rng).round() as usize).clamp(1, FAM_MAX).min(n - total);
+        let s = (ln.sample(&mut rng).round() as usize)
+            .clamp(1, FAM_MAX)
+            .min(n - total);
         sizes.push(s);
         total += s;
     }
@@ -187,7 +220,13 @@ pub fn synth(real_bin: &Path, n: usize, seed: u64, family_queries: usize, unrela
         order.swap(i, rng.random_range(0..=i));
     }
     let roots: Vec<Fields> = (0..nf)
-        .map(|i| if i < real.len() { real[order[i]] } else { synthetic_root(&mut rng, &real) })
+        .map(|i| {
+            if i < real.len() {
+                real[order[i]]
+            } else {
+                synthetic_root(&mut rng, &real)
+            }
+        })
         .collect();
     // Members, generated in parallel from per-family seeds.
     let fam_seeds: Vec<u64> = (0..nf).map(|_| rng.random()).collect();
@@ -197,7 +236,12 @@ pub fn synth(real_bin: &Path, n: usize, seed: u64, family_queries: usize, unrela
             let mut r = rand::rngs::StdRng::seed_from_u64(fam_seeds[f]);
             let root = roots[f];
             (0..sizes[f])
-                .map(move |m| (pack(&if m == 0 { root } else { mutate(&mut r, &root) }), f as i32))
+                .map(move |m| {
+                    (
+                        pack(&if m == 0 { root } else { mutate(&mut r, &root) }),
+                        f as i32,
+                    )
+                })
                 .collect::<Vec<_>>()
         })
         .collect();
@@ -205,7 +249,13 @@ pub fn synth(real_bin: &Path, n: usize, seed: u64, family_queries: usize, unrela
         db.swap(i, rng.random_range(0..=i));
     }
     // Queries: families drawn proportionally to size, plus unrelated roots.
-    let cum: Vec<usize> = sizes.iter().scan(0, |a, s| { *a += s; Some(*a) }).collect();
+    let cum: Vec<usize> = sizes
+        .iter()
+        .scan(0, |a, s| {
+            *a += s;
+            Some(*a)
+        })
+        .collect();
     let mut queries = Vec::new();
     let mut qfam = Vec::new();
     for _ in 0..family_queries {
@@ -219,10 +269,26 @@ pub fn synth(real_bin: &Path, n: usize, seed: u64, family_queries: usize, unrela
         qfam.push(-1);
     }
     std::fs::create_dir_all(out)?;
-    std::fs::write(out.join("db.bin"), db.iter().flat_map(|x| x.0).collect::<Vec<u8>>())?;
-    std::fs::write(out.join("db_family.i32"), db.iter().flat_map(|x| x.1.to_le_bytes()).collect::<Vec<u8>>())?;
-    std::fs::write(out.join("queries.bin"), queries.iter().flatten().copied().collect::<Vec<u8>>())?;
-    std::fs::write(out.join("queries_family.i32"), qfam.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+    std::fs::write(
+        out.join("db.bin"),
+        db.iter().flat_map(|x| x.0).collect::<Vec<u8>>(),
+    )?;
+    std::fs::write(
+        out.join("db_family.i32"),
+        db.iter()
+            .flat_map(|x| x.1.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )?;
+    std::fs::write(
+        out.join("queries.bin"),
+        queries.iter().flatten().copied().collect::<Vec<u8>>(),
+    )?;
+    std::fs::write(
+        out.join("queries_family.i32"),
+        qfam.iter()
+            .flat_map(|x| x.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )?;
     // Within-family distance statistics on a sample.
     let mut by_fam: std::collections::HashMap<i32, Vec<usize>> = std::collections::HashMap::new();
     for (i, (_, f)) in db.iter().enumerate().take(2_000_000) {
@@ -235,7 +301,12 @@ pub fn synth(real_bin: &Path, n: usize, seed: u64, family_queries: usize, unrela
         within.push(a.distance(&b, true));
     }
     within.sort_unstable();
-    let p = |q: f64| within.get(((within.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    let p = |q: f64| {
+        within
+            .get(((within.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let meta = serde_json::json!({
         "n": n, "seed": seed, "families": nf, "real_digests": real.len(),
         "real_roots": nf.min(real.len()), "synthetic_roots": nf.saturating_sub(real.len()),

@@ -122,9 +122,14 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Real { root, csv, out } => dataset::real(&root, &csv, &out)?,
-        Cmd::Synth { real, n, seed, family_queries, unrelated_queries, out } => {
-            dataset::synth(&real, n, seed, family_queries, unrelated_queries, &out)?
-        }
+        Cmd::Synth {
+            real,
+            n,
+            seed,
+            family_queries,
+            unrelated_queries,
+            out,
+        } => dataset::synth(&real, n, seed, family_queries, unrelated_queries, &out)?,
         Cmd::Insert {
             db,
             n,

@@ -595,6 +595,12 @@ impl Database {
         let db = Self::assemble(dir, opts, Some(lock), Some(wal), manifest, colls, last);
         // Remove files no manifest names (left by a crash mid-flush/merge).
         db.collect_orphans()?;
+        // A new generation tells replicas that the writer restarted: they
+        // reload instead of trusting what they read of the old log's tail.
+        {
+            let mut ws = db.inner.write.lock();
+            db.commit_manifest(&mut ws)?;
+        }
         if db.inner.opts.background {
             db.start_background();
         }

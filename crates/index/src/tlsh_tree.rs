@@ -650,7 +650,14 @@ pub fn search(
 
 /// Exact distances of positions `s..e`.
 #[inline]
-fn scan_range(records: &[u8], q: &TlshQuery, sink: &mut dyn TlshSink, stats: &mut SearchStats, s: usize, e: usize) {
+fn scan_range(
+    records: &[u8],
+    q: &TlshQuery,
+    sink: &mut dyn TlshSink,
+    stats: &mut SearchStats,
+    s: usize,
+    e: usize,
+) {
     stats.rows += e.saturating_sub(s) as u64;
     if let Some(block) = records.get(s * DIGEST_LEN..e * DIGEST_LEN) {
         let mut b = sink.bound();
@@ -682,7 +689,14 @@ fn visit(
     }
     if node.is_leaf() {
         stats.leaves += 1;
-        scan_range(records, q, sink, stats, node.start as usize, node.end as usize);
+        scan_range(
+            records,
+            q,
+            sink,
+            stats,
+            node.start as usize,
+            node.end as usize,
+        );
         return;
     }
     let f = node.first_child as usize;

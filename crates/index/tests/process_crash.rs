@@ -41,7 +41,11 @@ fn digest_of(seq: u64) -> apksift_tlsh::Digest {
 }
 
 fn opts() -> Options {
-    Options { memtable_rows: 400, max_segments: 4, ..Options::default() }
+    Options {
+        memtable_rows: 400,
+        max_segments: 4,
+        ..Options::default()
+    }
 }
 
 /// The child: writes forever from `start`, printing what was acknowledged.
@@ -56,8 +60,14 @@ fn child(dir: &str, start: u64) {
         let b = Batch {
             keys,
             columns: [
-                ("tlsh".to_string(), Column::Tlsh((seq..seq + n as u64).map(|s| Some(digest_of(s))).collect())),
-                ("v".to_string(), Column::Int((seq..seq + n as u64).map(|s| Some(value_of(s))).collect())),
+                (
+                    "tlsh".to_string(),
+                    Column::Tlsh((seq..seq + n as u64).map(|s| Some(digest_of(s))).collect()),
+                ),
+                (
+                    "v".to_string(),
+                    Column::Int((seq..seq + n as u64).map(|s| Some(value_of(s))).collect()),
+                ),
             ]
             .into(),
         };
@@ -71,7 +81,8 @@ fn child(dir: &str, start: u64) {
         seq += n as u64;
         if seq % 5 == 0 && seq > 100 {
             let victim = format!("k{:08}", seq - 60);
-            db.delete("s", std::slice::from_ref(&victim)).expect("delete");
+            db.delete("s", std::slice::from_ref(&victim))
+                .expect("delete");
             use std::io::Write;
             let mut o = out.lock();
             let _ = writeln!(o, "DEL {victim}");
@@ -90,14 +101,20 @@ fn child(dir: &str, start: u64) {
 fn process_crash_child_entry() {
     // Only does something when re-executed by the parent test.
     if let Ok(dir) = std::env::var(CHILD_ENV) {
-        let start: u64 = std::env::var("APKSIFT_CRASH_START").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+        let start: u64 = std::env::var("APKSIFT_CRASH_START")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         child(&dir, start);
     }
 }
 
 #[test]
 fn process_crash_kill9_keeps_every_acknowledged_write() {
-    let points: usize = std::env::var("APKSIFT_CRASH_POINTS").ok().and_then(|s| s.parse().ok()).unwrap_or(25);
+    let points: usize = std::env::var("APKSIFT_CRASH_POINTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(25);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_str().unwrap().to_string();
     let exe = std::env::current_exe().unwrap();
@@ -109,7 +126,12 @@ fn process_crash_kill9_keeps_every_acknowledged_write() {
     let started = Instant::now();
     for point in 0..points {
         let mut child = Command::new(&exe)
-            .args(["--exact", "process_crash_child_entry", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "process_crash_child_entry",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &dir)
             .env("APKSIFT_CRASH_START", next.to_string())
             .stdout(Stdio::piped())
@@ -126,7 +148,11 @@ fn process_crash_kill9_keeps_every_acknowledged_write() {
             }
         });
         // Kill after a random delay: sometimes at once (during open/recovery), mostly mid-write.
-        let delay = if point % 7 == 0 { rng.random_range(0..30) } else { rng.random_range(30..400) };
+        let delay = if point % 7 == 0 {
+            rng.random_range(0..30)
+        } else {
+            rng.random_range(30..400)
+        };
         std::thread::sleep(Duration::from_millis(delay));
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
@@ -151,13 +177,21 @@ fn process_crash_kill9_keeps_every_acknowledged_write() {
         }
         // After its last ACK line the child may have deleted `end - 60` without
         // printing the DEL line yet: that key's state is unknown, not lost.
-        let in_flight_delete = last_end.filter(|e| e % 5 == 0 && *e > 100).map(|e| format!("k{:08}", e - 60));
+        let in_flight_delete = last_end
+            .filter(|e| e % 5 == 0 && *e > 100)
+            .map(|e| format!("k{:08}", e - 60));
         if let Some(k) = &in_flight_delete {
             acked.remove(k);
         }
         // The first restart must succeed and hold every acknowledged write.
-        let db = Database::open(&dir, Options { background: false, ..opts() })
-            .unwrap_or_else(|e| panic!("restart after kill {point} failed: {e}"));
+        let db = Database::open(
+            &dir,
+            Options {
+                background: false,
+                ..opts()
+            },
+        )
+        .unwrap_or_else(|e| panic!("restart after kill {point} failed: {e}"));
         restarts_ok += 1;
         if let Ok(count) = db.count("s") {
             let keys: Vec<String> = acked.keys().cloned().collect();
@@ -165,26 +199,55 @@ fn process_crash_kill9_keeps_every_acknowledged_write() {
                 let got = db.get("s", chunk, &["v".into()]).unwrap();
                 for (k, g) in chunk.iter().zip(got) {
                     match (&acked[k], g) {
-                        (Some(v), Some(row)) => assert_eq!(row["v"], Value::Int(*v), "kill {point}: {k} has a wrong value"),
+                        (Some(v), Some(row)) => assert_eq!(
+                            row["v"],
+                            Value::Int(*v),
+                            "kill {point}: {k} has a wrong value"
+                        ),
                         (Some(_), None) => {
-                            let missing: Vec<&String> = acked.iter().filter(|(_, v)| v.is_some()).map(|(k, _)| k).filter(|k| db.get("s", std::slice::from_ref(*k), &[]).unwrap()[0].is_none()).collect();
+                            let missing: Vec<&String> = acked
+                                .iter()
+                                .filter(|(_, v)| v.is_some())
+                                .map(|(k, _)| k)
+                                .filter(|k| {
+                                    db.get("s", std::slice::from_ref(*k), &[]).unwrap()[0].is_none()
+                                })
+                                .collect();
                             let keep = tmp.keep();
-                            panic!("kill {point}: acknowledged row {k} lost; {} missing: first {:?} last {:?}; store kept at {}", missing.len(), missing.first(), missing.last(), keep.display())
+                            panic!(
+                                "kill {point}: acknowledged row {k} lost; {} missing: first {:?} last {:?}; store kept at {}",
+                                missing.len(),
+                                missing.first(),
+                                missing.last(),
+                                keep.display()
+                            )
                         }
-                        (None, Some(_)) => panic!("kill {point}: acknowledged delete of {k} undone"),
+                        (None, Some(_)) => {
+                            panic!("kill {point}: acknowledged delete of {k} undone")
+                        }
                         (None, None) => {}
                     }
                 }
             }
             let present = acked.values().filter(|v| v.is_some()).count() as u64;
-            assert!(count >= present, "kill {point}: count {count} < acknowledged rows {present}");
+            assert!(
+                count >= present,
+                "kill {point}: count {count} < acknowledged rows {present}"
+            );
         } else {
-            assert!(acked.is_empty(), "kill {point}: collection missing after acknowledged writes");
+            assert!(
+                acked.is_empty(),
+                "kill {point}: collection missing after acknowledged writes"
+            );
         }
         drop(db);
         let dirh = apksift_storage::FsDirectory::open_existing(&dir).unwrap();
         let rep = apksift_index::verify::verify_dir(&dirh).unwrap();
-        assert!(rep.errors.is_empty(), "kill {point}: verify found {:?}", rep.errors);
+        assert!(
+            rep.errors.is_empty(),
+            "kill {point}: verify found {:?}",
+            rep.errors
+        );
         // Rows written after the last ACK line may also exist (acknowledged to
         // nobody); continue numbering after everything the child may have written.
         next += 1000;
@@ -195,5 +258,8 @@ fn process_crash_kill9_keeps_every_acknowledged_write() {
         started.elapsed().as_secs_f64()
     );
     assert_eq!(restarts_ok, points);
-    assert!(acked.len() > 100, "too few writes were acknowledged to mean anything");
+    assert!(
+        acked.len() > 100,
+        "too few writes were acknowledged to mean anything"
+    );
 }

@@ -12,13 +12,24 @@ use apksift_index::{Batch, Column, Database, FieldSchema, FieldType, Options, Sc
 const CHILD_ENV: &str = "APKSIFT_REPLICA_CHILD_DIR";
 
 fn schema() -> Schema {
-    Schema::new("k", vec![FieldSchema::new("t", FieldType::Tlsh), FieldSchema::new("v", FieldType::Int)])
+    Schema::new(
+        "k",
+        vec![
+            FieldSchema::new("t", FieldType::Tlsh),
+            FieldSchema::new("v", FieldType::Int),
+        ],
+    )
 }
 
 #[test]
 fn replica_child_entry() {
-    let Ok(dir) = std::env::var(CHILD_ENV) else { return };
-    let opts = Options { replica_poll: Duration::from_millis(50), ..Options::default() };
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let opts = Options {
+        replica_poll: Duration::from_millis(50),
+        ..Options::default()
+    };
     let db = loop {
         match Database::open_read_only(&dir, opts.clone()) {
             Ok(db) => break db,
@@ -41,7 +52,12 @@ fn replica_child_entry() {
 fn spawn_replica(dir: &str) -> (Child, Receiver<u64>) {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
-        .args(["--exact", "replica_child_entry", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "replica_child_entry",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -76,7 +92,11 @@ fn wait_for(rx: &Receiver<u64>, want: u64, since: Instant, limit: Duration) -> O
 fn batch(start: u64, n: u64) -> Batch {
     Batch {
         keys: (start..start + n).map(|i| format!("key{i:07}")).collect(),
-        columns: [("v".to_string(), Column::Int((start..start + n).map(|i| Some(i as i64)).collect()))].into(),
+        columns: [(
+            "v".to_string(),
+            Column::Int((start..start + n).map(|i| Some(i as i64)).collect()),
+        )]
+        .into(),
     }
 }
 
@@ -84,7 +104,14 @@ fn batch(start: u64, n: u64) -> Batch {
 fn replicas_follow_the_writer_with_bounded_lag() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_str().unwrap().to_string();
-    let w = Database::open(&dir, Options { memtable_rows: 2000, ..Options::default() }).unwrap();
+    let w = Database::open(
+        &dir,
+        Options {
+            memtable_rows: 2000,
+            ..Options::default()
+        },
+    )
+    .unwrap();
     w.create_collection("c", schema()).unwrap();
     let (mut r1, rx1) = spawn_replica(&dir);
     let (mut r2, rx2) = spawn_replica(&dir);
@@ -105,10 +132,12 @@ fn replicas_follow_the_writer_with_bounded_lag() {
         if round % 10 == 9 {
             w.flush().unwrap(); // manifest change + WAL checkpoint while replicas follow
         }
-        let l2 = wait_for(&rx2, total, t, Duration::from_secs(5)).unwrap_or_else(|| panic!("replica 2 did not reach {total}"));
+        let l2 = wait_for(&rx2, total, t, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("replica 2 did not reach {total}"));
         lags.push(l2);
         if round < 15 {
-            let l1 = wait_for(&rx1, total, t, Duration::from_secs(5)).unwrap_or_else(|| panic!("replica 1 did not reach {total}"));
+            let l1 = wait_for(&rx1, total, t, Duration::from_secs(5))
+                .unwrap_or_else(|| panic!("replica 1 did not reach {total}"));
             lags.push(l1);
         }
     }
@@ -122,6 +151,14 @@ fn replicas_follow_the_writer_with_bounded_lag() {
     lags.sort();
     let max = *lags.last().unwrap();
     let p50 = lags[lags.len() / 2];
-    eprintln!("replica lag over {} observations: p50 {:?}, max {:?}", lags.len(), p50, max);
-    assert!(max <= Duration::from_secs(1), "replica lag {max:?} exceeds 1 s");
+    eprintln!(
+        "replica lag over {} observations: p50 {:?}, max {:?}",
+        lags.len(),
+        p50,
+        max
+    );
+    assert!(
+        max <= Duration::from_secs(1),
+        "replica lag {max:?} exceeds 1 s"
+    );
 }

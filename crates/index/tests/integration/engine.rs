@@ -348,3 +348,28 @@ fn engine_schemas_with_every_field_kind_roundtrip() {
         .unwrap();
     assert_eq!(res.hits[0][0].distance, 0.0);
 }
+
+#[test]
+fn engine_backup_after_reopens_with_a_checkpointed_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bg = apksift_index::Options {
+        background: true,
+        ..opts()
+    };
+    for round in 0..3 {
+        let db = Database::open(tmp.path(), bg.clone()).unwrap();
+        if round == 0 {
+            db.create_collection("s", sample_schema()).unwrap();
+        }
+        db.upsert("s", batch(&rows(20, round, &format!("r{round}-"))))
+            .unwrap();
+        db.close().unwrap();
+    }
+    let db = Database::open(tmp.path(), bg).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dest = tempfile::tempdir().unwrap();
+    let d = FsDirectory::create_dir_all(dest.path()).unwrap();
+    db.backup(&d).unwrap();
+    let restored = Database::open(dest.path(), opts()).unwrap();
+    assert_eq!(restored.count("s").unwrap(), 60);
+}
