@@ -157,7 +157,7 @@ pub fn migrate(
                 })
                 .collect();
             for (i, r) in rows.iter().enumerate() {
-                if (done + i as u64) % every == 0 && probes.len() < sample * 4 {
+                if (done + i as u64).is_multiple_of(every) && probes.len() < sample * 4 {
                     for f in &tlsh {
                         if let Some(Value::Tlsh(d)) = r.fields.get(f) {
                             probes.push((c.clone(), f.clone(), *d));

@@ -101,16 +101,7 @@ fn digests(n: usize, families: usize, seed: u64) -> Vec<(Digest, usize)> {
         .collect()
 }
 
-fn batch(
-    rows: &[(
-        String,
-        Option<Digest>,
-        Option<Digest>,
-        Option<&str>,
-        Option<i64>,
-        Option<bool>,
-    )],
-) -> Batch {
+fn batch(rows: &[RowSpec]) -> Batch {
     let mut b = Batch {
         keys: rows.iter().map(|r| r.0.clone()).collect(),
         columns: BTreeMap::new(),
