@@ -373,3 +373,66 @@ fn engine_backup_after_reopens_with_a_checkpointed_log() {
     let restored = Database::open(dest.path(), opts()).unwrap();
     assert_eq!(restored.count("s").unwrap(), 60);
 }
+
+#[test]
+fn engine_backup_while_writes_continue_is_consistent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        tmp.path(),
+        apksift_index::Options {
+            background: true,
+            memtable_rows: 300,
+            ..opts()
+        },
+    )
+    .unwrap();
+    db.create_collection("s", sample_schema()).unwrap();
+    db.upsert("s", batch(&rows(1000, 1, "pre"))).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let db = db.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                db.upsert("s", batch(&rows(50, 100 + i, &format!("w{i}-"))))
+                    .unwrap();
+                if i % 3 == 0 {
+                    db.delete("s", &[format!("pre{:06}", i % 1000)]).unwrap();
+                }
+                i += 1;
+            }
+            i
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let before = db.count("s").unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let d = FsDirectory::create_dir_all(dest.path()).unwrap();
+    db.backup(&d).unwrap();
+    let after = db.count("s").unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let rounds = writer.join().unwrap();
+    assert!(rounds > 0);
+    let restored = Database::open(dest.path(), opts()).unwrap();
+    let n = restored.count("s").unwrap();
+    assert!(
+        n >= before.min(after).saturating_sub(1000) && n <= after + 1000,
+        "backup count {n} outside [{before}, {after}]"
+    );
+    // Whole write batches only: every `w<i>-` batch is complete or absent.
+    let all = restored.query("s", None, &[], 1_000_000, 0).unwrap();
+    let mut per: std::collections::BTreeMap<String, usize> = Default::default();
+    for (k, _) in &all {
+        if let Some(p) = k.strip_prefix('w').and_then(|r| r.split('-').next()) {
+            *per.entry(p.to_string()).or_default() += 1;
+        }
+    }
+    assert!(
+        per.values().all(|&c| c == 50),
+        "a write batch was split by the backup"
+    );
+    let rep = apksift_index::verify::verify_dir(&FsDirectory::open_existing(dest.path()).unwrap())
+        .unwrap();
+    assert!(rep.errors.is_empty(), "{:?}", rep.errors);
+}
