@@ -126,12 +126,13 @@ impl TlshQuery {
         let mut d = 0u32;
         #[allow(clippy::needless_range_loop)] // three arrays indexed together
         for i in 0..4 {
+            // Per 2-bit lane, (x1, x0) says which bits differ. Both differ means
+            // |Δ| = 3 (cost 6) unless the query value is 1 or 2 (s = 1), where it
+            // means |Δ| = 1: clearing x1 there leaves cost = x0 + 2·x1 + 3·(x0∧x1).
             let x = self.body[i] ^ r[i];
             let x0 = x & M55;
-            let x1 = (x >> 1) & M55;
-            let both = x0 & x1;
-            d += x0.count_ones() + 2 * x1.count_ones() + 3 * (both & !self.s[i]).count_ones()
-                - 2 * (both & self.s[i]).count_ones();
+            let x1 = (x >> 1) & M55 & !(x0 & self.s[i]);
+            d += x0.count_ones() + 2 * x1.count_ones() + 3 * (x0 & x1).count_ones();
         }
         d
     }
