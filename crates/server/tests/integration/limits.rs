@@ -195,7 +195,7 @@ async fn limits_requests_in_flight_503() {
 }
 
 #[tokio::test]
-async fn limits_scan_slots_queue_then_429() {
+async fn limits_scan_slots_queue_then_429_and_waiter_503() {
     let t = test_app_with(Limits {
         max_concurrent_scans: 1,
         max_queued_scans: 1,

@@ -385,7 +385,7 @@ async fn samples_decompression_budget_413() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn samples_scan_concurrency_bound_429_and_503() {
+async fn samples_scan_concurrency_bound_429() {
     let t = test_app_with(Limits {
         max_concurrent_scans: 1,
         max_queued_scans: 0,
