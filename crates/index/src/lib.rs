@@ -23,6 +23,7 @@ pub mod rows;
 pub mod schema;
 pub mod search;
 pub mod segment;
+mod simd;
 pub mod tlsh_kernel;
 pub mod tlsh_tree;
 pub mod value;

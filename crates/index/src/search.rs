@@ -619,21 +619,45 @@ fn scan_tlsh(
     plan: &Plan,
     id: PartId,
 ) -> u64 {
-    let mut n = 0;
-    for (i, r) in vs.data.chunks_exact(DIGEST_LEN).enumerate() {
-        n += 1;
-        if let Some(pb) = vs.present
-            && !pb.get(i)
-        {
-            continue;
-        }
-        let Some(d) = q.distance_within(r, col.bound_u32()) else {
-            continue;
-        };
-        let row = base + i as u32;
-        offer(col, f64::from(d), p, dels, plan, id, row);
+    struct ScanSink<'a> {
+        col: &'a mut Collector,
+        present: Option<crate::rows::PresentBits<'a>>,
+        base: u32,
+        p: &'a dyn PartRead,
+        dels: &'a DeleteSet,
+        plan: &'a Plan,
+        id: PartId,
     }
-    n
+    impl TlshSink for ScanSink<'_> {
+        fn bound(&self) -> u32 {
+            self.col.bound_u32()
+        }
+        fn offer(&mut self, pos: u32, dist: u32) {
+            if self.present.is_some_and(|pb| !pb.get(pos as usize)) {
+                return;
+            }
+            offer(
+                self.col,
+                f64::from(dist),
+                self.p,
+                self.dels,
+                self.plan,
+                self.id,
+                self.base + pos,
+            );
+        }
+    }
+    let mut sink = ScanSink {
+        col,
+        present: vs.present,
+        base,
+        p,
+        dels,
+        plan,
+        id,
+    };
+    q.scan(vs.data, 0, &mut sink);
+    (vs.data.len() / DIGEST_LEN) as u64
 }
 
 #[inline]

@@ -107,6 +107,47 @@ impl TlshQuery {
         self.with_len
     }
 
+    /// The query body and its lane masks as bytes (record order), for the SIMD kernel.
+    pub fn body_bytes_and_s(&self) -> ([u8; 32], [u8; 32]) {
+        let mut b = [0u8; 32];
+        let mut s = [0u8; 32];
+        for i in 0..4 {
+            b[i * 8..i * 8 + 8].copy_from_slice(&self.body[i].to_le_bytes());
+            s[i * 8..i * 8 + 8].copy_from_slice(&self.s[i].to_le_bytes());
+        }
+        (b, s)
+    }
+
+    /// Offers to `sink` (as position `base + i`) every 35-byte record `i` of
+    /// `records` whose exact distance is at most `sink.bound()`, re-reading
+    /// the bound after every offer. Body costs are computed 64 records at a
+    /// time with the AVX2 kernel when the CPU has it.
+    #[inline]
+    pub fn scan(&self, records: &[u8], base: usize, sink: &mut dyn crate::tlsh_tree::TlshSink) {
+        let (qb, s) = self.body_bytes_and_s();
+        let mut costs = [0u16; 64];
+        let mut b = sink.bound();
+        for (ci, chunk) in records.chunks(64 * DIGEST_LEN).enumerate() {
+            let simd = crate::simd::body_costs(&qb, &s, chunk, &mut costs);
+            for (i, r) in chunk.chunks_exact(DIGEST_LEN).enumerate() {
+                let h = self.header(r);
+                if h > b {
+                    continue;
+                }
+                let body = if simd {
+                    u32::from(costs[i])
+                } else {
+                    self.body(r)
+                };
+                let d = h + body;
+                if d <= b {
+                    sink.offer((base + ci * 64 + i) as u32, d);
+                    b = sink.bound();
+                }
+            }
+        }
+    }
+
     /// Header part of the distance to a 35-byte record.
     #[inline]
     pub fn header(&self, rec: &[u8]) -> u32 {

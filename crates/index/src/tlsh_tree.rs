@@ -660,13 +660,7 @@ fn scan_range(
 ) {
     stats.rows += e.saturating_sub(s) as u64;
     if let Some(block) = records.get(s * DIGEST_LEN..e * DIGEST_LEN) {
-        let mut b = sink.bound();
-        for (i, r) in block.chunks_exact(DIGEST_LEN).enumerate() {
-            if let Some(d) = q.distance_within(r, b) {
-                sink.offer((s + i) as u32, d);
-                b = sink.bound();
-            }
-        }
+        q.scan(block, s, sink);
     }
 }
 
