@@ -1,5 +1,8 @@
 //! apksift benchmark programs (see docs/BENCHMARKS.md).
+mod codes;
 mod dataset;
+mod engine_bench;
+mod util;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -42,6 +45,51 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Binary FLAT (exact Hamming) on thermometer / raw codes of a dataset.
+    Flat {
+        #[command(flatten)]
+        common: engine_bench::Common,
+        /// Codes.
+        #[arg(long, value_delimiter = ',', default_value = "thermo,raw")]
+        enc: Vec<codes::Enc>,
+        /// k values of the batch runs.
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        ks: Vec<usize>,
+    },
+    /// IVF_FLAT on thermometer / raw codes: nprobe sweep, recall vs exact Hamming and TLSH.
+    Ivf {
+        #[command(flatten)]
+        common: engine_bench::Common,
+        #[arg(long, value_enum, default_value = "thermo")]
+        enc: codes::Enc,
+        /// Lists (default round(4 sqrt(n)), as the peer benchmark).
+        #[arg(long)]
+        nlist: Option<u32>,
+        #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+        nprobe: Vec<u32>,
+        #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+        ks: Vec<usize>,
+    },
+    /// TLSH field (TLSH_TREE): top-k within a cutoff and radius search, exactness checks.
+    Tlsh(engine_bench::TlshArgs),
+    /// Reopen a stored TLSH collection (made by `tlsh --keep`): open time, file sizes, memory.
+    Reopen {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        db: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Writes the thermometer or raw codes of a record file (to compare with tlshfmt.py).
+    Codes {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, value_enum)]
+        enc: codes::Enc,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Durable insert throughput: N binary vectors of DIM bits in batches.
     Insert {
         /// Store directory (created; must not exist or be empty).
@@ -56,6 +104,9 @@ enum Cmd {
         /// Writer threads (batches are split among them).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Append result rows to this JSON-lines file.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Header-grouped scan experiment.
     Hdr {
@@ -136,7 +187,22 @@ fn main() -> Result<()> {
             dim,
             batch,
             threads,
-        } => insert_bench(&db, n, dim, batch, threads)?,
+            out,
+        } => insert_bench(&db, n, dim, batch, threads, out)?,
+        Cmd::Flat { common, enc, ks } => engine_bench::flat(&common, &enc, &ks)?,
+        Cmd::Ivf {
+            common,
+            enc,
+            nlist,
+            nprobe,
+            ks,
+        } => engine_bench::ivf(&common, enc, nlist, &nprobe, &ks)?,
+        Cmd::Tlsh(a) => engine_bench::tlsh(&a)?,
+        Cmd::Reopen { data, db, out } => engine_bench::reopen(&data, &db, out)?,
+        Cmd::Codes { input, enc, out } => {
+            let recs = read_records(&input)?;
+            std::fs::write(&out, enc.encode(&recs))?;
+        }
         Cmd::Hdr { data, k, cutoff } => hdr_experiment(&data, k, cutoff)?,
         Cmd::Tree {
             data,
@@ -409,9 +475,19 @@ fn insert_bench(
     dim: u32,
     batch: usize,
     threads: usize,
+    out: Option<PathBuf>,
 ) -> Result<()> {
     use apksift_index::{Batch, Column, Database, FieldSchema, FieldType, Options, Schema};
     use rand::{Rng, SeedableRng};
+    use serde_json::json;
+    let em = util::Emitter::new(out);
+    if dir.exists() {
+        anyhow::ensure!(
+            std::fs::read_dir(dir)?.next().is_none(),
+            "{} exists and is not empty",
+            dir.display()
+        );
+    }
     let w = dim as usize / 8;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut vecs = vec![0u8; n * w];
@@ -432,6 +508,7 @@ fn insert_bench(
         })
         .collect();
     drop(vecs);
+    let rss0 = util::rss();
     let db = Database::open(dir, Options::default())?;
     db.create_collection(
         "anchor",
@@ -468,24 +545,43 @@ fn insert_bench(
         Ok(())
     })?;
     let secs = t.elapsed().as_secs_f64();
+    let load_after_insert = util::loadavg1();
     let count = db.count("anchor")?;
     anyhow::ensure!(count as usize == n, "count {count} != {n}");
-    println!(
-        "{{\"n\": {n}, \"dim\": {dim}, \"batch\": {batch}, \"threads\": {threads}, \"insert_s\": {secs:.3}, \"rows_per_s\": {:.0}}}",
-        n as f64 / secs
-    );
+    let rss_ins = util::rss().saturating_sub(rss0);
     let t = Instant::now();
     db.close()?;
-    println!(
-        "{{\"flush_and_close_s\": {:.3}}}",
-        t.elapsed().as_secs_f64()
-    );
+    let close_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let db = Database::open(dir, Options::default())?;
     let c = db.count("anchor")?;
-    println!(
-        "{{\"reopen_s\": {:.3}, \"count\": {c}}}",
-        t.elapsed().as_secs_f64()
+    let reopen_s = t.elapsed().as_secs_f64();
+    anyhow::ensure!(c as usize == n, "count after reopen {c} != {n}");
+    db.close()?;
+    let (disk, _) = {
+        let mut total = 0u64;
+        for e in std::fs::read_dir(dir)? {
+            total += e?.metadata()?.len();
+        }
+        (total, ())
+    };
+    let mut row = serde_json::Map::new();
+    row.insert("system".into(), json!("apksift"));
+    row.insert("bench".into(), json!("insert"));
+    row.insert("n".into(), json!(n));
+    row.insert("dim".into(), json!(dim));
+    row.insert("batch".into(), json!(batch));
+    row.insert("threads".into(), json!(threads));
+    row.insert(
+        "durable".into(),
+        json!("each insert call acknowledged after its WAL fsync"),
     );
-    Ok(())
+    row.insert("insert_s".into(), json!(util::r(secs, 3)));
+    row.insert("rows_per_s".into(), json!((n as f64 / secs).round()));
+    row.insert("loadavg1_after_insert".into(), json!(load_after_insert));
+    row.insert("rss_mb_insert".into(), json!(util::mib(rss_ins)));
+    row.insert("flush_and_close_s".into(), json!(util::r(close_s, 3)));
+    row.insert("reopen_s".into(), json!(util::r(reopen_s, 3)));
+    row.insert("disk_mb".into(), json!(util::mib(disk)));
+    em.emit(row)
 }
