@@ -397,7 +397,7 @@ fn engine_backup_while_writes_continue_is_consistent() {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 db.upsert("s", batch(&rows(50, 100 + i, &format!("w{i}-"))))
                     .unwrap();
-                if i % 3 == 0 {
+                if i.is_multiple_of(3) {
                     db.delete("s", &[format!("pre{:06}", i % 1000)]).unwrap();
                 }
                 i += 1;
