@@ -79,7 +79,7 @@ fn child(dir: &str, start: u64) {
             let _ = o.flush();
         }
         seq += n as u64;
-        if seq % 5 == 0 && seq > 100 {
+        if seq.is_multiple_of(5) && seq > 100 {
             let victim = format!("k{:08}", seq - 60);
             db.delete("s", std::slice::from_ref(&victim))
                 .expect("delete");
