@@ -649,6 +649,7 @@ pub fn tlsh(a: &TlshArgs) -> Result<()> {
         // Against gt.npz (exact numpy brute force; ties by row id = by key).
         if let Some(gt) = &ds.gt {
             let (mut want, mut got, mut bad) = (0usize, 0usize, 0usize);
+            let mut examples = Vec::new();
             for (qi, h) in bhits.iter().enumerate() {
                 let truth: Vec<(u32, u32)> = if mode == "topk" {
                     gt.top_ids[qi]
@@ -681,6 +682,12 @@ pub fn tlsh(a: &TlshArgs) -> Result<()> {
                 got += truth.iter().filter(|t| ours.contains(t)).count();
                 if ours != truth {
                     bad += 1;
+                    if examples.len() < 5 {
+                        let missing: Vec<_> = truth.iter().filter(|t| !ours.contains(t)).collect();
+                        let extra: Vec<_> = ours.iter().filter(|t| !truth.contains(t)).collect();
+                        examples.push(json!({"query": qi, "family": ds.qfam[qi],
+                            "missing_id_d": missing, "extra_id_d": extra}));
+                    }
                 }
             }
             row.insert("gt_neighbours".into(), json!(want));
@@ -689,6 +696,7 @@ pub fn tlsh(a: &TlshArgs) -> Result<()> {
                 json!(r(got as f64 / want.max(1) as f64, 6)),
             );
             row.insert("gt_list_mismatch".into(), json!(bad));
+            row.insert("gt_mismatch_examples".into(), json!(examples));
             if got != want || bad != 0 {
                 failures.push(format!(
                     "{mode}: recall vs gt.npz {got}/{want}, {bad} lists differ"
@@ -819,5 +827,153 @@ pub fn reopen(data: &Path, dir: &Path, out: Option<PathBuf>) -> Result<()> {
     );
     em.emit(row)?;
     db.close()?;
+    Ok(())
+}
+
+struct AllSink {
+    bound: u32,
+    hits: Vec<(u32, u32)>,
+}
+
+impl apksift_index::tlsh_tree::TlshSink for AllSink {
+    fn bound(&self) -> u32 {
+        self.bound
+    }
+    fn offer(&mut self, pos: u32, dist: u32) {
+        self.hits.push((pos, dist));
+    }
+}
+
+/// `tree-check`: diagnoses TLSH_TREE misses on a dataset with the index's
+/// public building blocks: the body kernel (`TlshQuery::scan`) against the
+/// scalar distance, and for a radius search on a tree built like a segment's,
+/// every node on the path to a missed row whose lower bound exceeds the row's
+/// true distance, with the parts of that bound and the node's recomputed stats.
+pub fn tree_check(data: &Path, radius: u32, queries: usize, leaf: usize, seed: u64) -> Result<()> {
+    use apksift_index::tlsh_tree;
+    let ds = Dataset::load(data, false)?;
+    let n = ds.n();
+    // 1. Kernel: scan of every record with a huge bound vs distance().
+    let mut kernel_bad = 0usize;
+    for qi in 0..queries.min(ds.nq()) {
+        let q = TlshQuery::new(Digest::from_bytes(ds.query(qi).try_into()?), true);
+        let mut s = AllSink {
+            bound: u32::MAX / 4,
+            hits: Vec::with_capacity(n),
+        };
+        q.scan(&ds.db, 0, &mut s);
+        for &(p, d) in &s.hits {
+            let want = q.distance(ds.rec(p as usize));
+            if want != d {
+                kernel_bad += 1;
+                if kernel_bad <= 5 {
+                    println!("kernel: query {qi} row {p}: scan {d} distance {want}");
+                }
+            }
+        }
+    }
+    println!("kernel mismatches: {kernel_bad}");
+    // 2. Tree built over all rows (as the segment's primary tree).
+    let t = Instant::now();
+    let tree = tlsh_tree::build(&ds.db, (0..n as u32).collect(), leaf, seed);
+    println!(
+        "tree: {} nodes in {:.1}s",
+        tree.nodes.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let ordered: Vec<u8> = tree
+        .order
+        .iter()
+        .flat_map(|&r| ds.rec(r as usize).to_vec())
+        .collect();
+    let mut pos_of = vec![0u32; n];
+    for (p, &r) in tree.order.iter().enumerate() {
+        pos_of[r as usize] = p as u32;
+    }
+    let mut missed_total = 0;
+    for qi in 0..queries.min(ds.nq()) {
+        let q = TlshQuery::new(Digest::from_bytes(ds.query(qi).try_into()?), true);
+        let mut s = AllSink {
+            bound: radius,
+            hits: Vec::new(),
+        };
+        tlsh_tree::search(&tree.nodes, &ordered, &q, &mut s, &mut Default::default());
+        let got: std::collections::HashSet<u32> =
+            s.hits.iter().map(|h| tree.order[h.0 as usize]).collect();
+        let want: Vec<u32> = (0..n as u32)
+            .filter(|&r| q.distance(ds.rec(r as usize)) <= radius)
+            .collect();
+        let missed: Vec<u32> = want.iter().copied().filter(|r| !got.contains(r)).collect();
+        if missed.is_empty() {
+            continue;
+        }
+        missed_total += missed.len();
+        let r0 = missed[0];
+        let p0 = pos_of[r0 as usize];
+        let d0 = q.distance(ds.rec(r0 as usize));
+        println!(
+            "query {qi}: {} rows with TLSH <= {radius} missed, e.g. row {r0} (position {p0}, distance {d0})",
+            missed.len()
+        );
+        // Walk the path root -> leaf containing p0.
+        let mut idx = 0usize;
+        let mut depth = 0;
+        loop {
+            let nd = &tree.nodes[idx];
+            let (h, ball, set) = nd.bound_parts(&q);
+            let members: Vec<u32> = (nd.start..nd.end).map(|p| tree.order[p as usize]).collect();
+            // Recompute the stats from the members.
+            let mut rad = 0u32;
+            let mut bad_set = 0;
+            let cw = apksift_index::tlsh_kernel::record_body_words(&nd.center);
+            for &m in &members {
+                let mw = apksift_index::tlsh_kernel::record_body_words(ds.rec(m as usize));
+                rad = rad.max(apksift_index::tlsh_kernel::body_l1(&cw, &mw));
+                let p = tlsh_tree::value_planes(&mw);
+                for (v, pv) in p.iter().enumerate() {
+                    for (hh, word) in pv.iter().enumerate() {
+                        let at = v * 16 + hh * 8;
+                        let have = u64::from_le_bytes(nd.planes[at..at + 8].try_into()?);
+                        if word & !have != 0 {
+                            bad_set += 1;
+                        }
+                    }
+                }
+            }
+            let lb = h + ball.max(set);
+            println!(
+                "  depth {depth} node {idx}: positions {}..{} ({} rows), L {}..{} Q1 {}..{} Q2 {}..{}, radius {} (recomputed {rad}), rlanes {}, planes missing member values: {bad_set}; bound header {h} + max(ball {ball}, set {set}) = {lb}{}",
+                nd.start,
+                nd.end,
+                members.len(),
+                nd.lmin,
+                nd.lmax,
+                nd.q1min,
+                nd.q1max,
+                nd.q2min,
+                nd.q2max,
+                nd.radius,
+                nd.rlanes,
+                if lb > d0 {
+                    "  <-- EXCEEDS the member's distance"
+                } else {
+                    ""
+                }
+            );
+            if nd.is_leaf() || depth > 40 {
+                break;
+            }
+            let f = nd.first_child as usize;
+            let Some(ci) = (f..f + nd.nchild as usize)
+                .find(|&c| tree.nodes[c].start <= p0 && p0 < tree.nodes[c].end)
+            else {
+                println!("  no child covers position {p0}");
+                break;
+            };
+            idx = ci;
+            depth += 1;
+        }
+    }
+    println!("rows missed over {queries} queries: {missed_total}");
     Ok(())
 }

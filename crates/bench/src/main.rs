@@ -81,6 +81,19 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Diagnoses TLSH_TREE misses (kernel vs scalar distance, node bounds on the path to a missed row).
+    TreeCheck {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        radius: u32,
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        #[arg(long, default_value_t = 32)]
+        leaf: usize,
+        #[arg(long, default_value_t = 0x5eed)]
+        seed: u64,
+    },
     /// Writes the thermometer or raw codes of a record file (to compare with tlshfmt.py).
     Codes {
         #[arg(long)]
@@ -199,6 +212,13 @@ fn main() -> Result<()> {
         } => engine_bench::ivf(&common, enc, nlist, &nprobe, &ks)?,
         Cmd::Tlsh(a) => engine_bench::tlsh(&a)?,
         Cmd::Reopen { data, db, out } => engine_bench::reopen(&data, &db, out)?,
+        Cmd::TreeCheck {
+            data,
+            radius,
+            queries,
+            leaf,
+            seed,
+        } => engine_bench::tree_check(&data, radius, queries, leaf, seed)?,
         Cmd::Codes { input, enc, out } => {
             let recs = read_records(&input)?;
             std::fs::write(&out, enc.encode(&recs))?;
