@@ -1045,14 +1045,9 @@ impl Database {
             return Ok(());
         };
         if let Some(seg) = seg {
-            let mut dels = DeleteSet::new();
-            for (pos, &input) in order.iter().enumerate() {
-                if let Some(&mrow) = src.get(input as usize)
-                    && f.mem.is_deleted(mrow)
-                {
-                    dels.insert(pos as u32);
-                }
-            }
+            let dels = carried_deletes(&order, |input| {
+                src.get(input).is_some_and(|&r| f.mem.is_deleted(r))
+            });
             let dirty = dels.count() > 0;
             c.note_segment(&seg);
             c.segments.push(SegState {
@@ -1175,14 +1170,10 @@ impl Database {
             !hit
         });
         if let Some((seg, order)) = merged {
-            let mut dels = DeleteSet::new();
-            for (pos, &input) in order.iter().enumerate() {
-                if let Some(&(si, r)) = src.get(input as usize)
-                    && current[si].as_ref().is_some_and(|d| d.contains(r))
-                {
-                    dels.insert(pos as u32);
-                }
-            }
+            let dels = carried_deletes(&order, |input| {
+                src.get(input)
+                    .is_some_and(|&(si, r)| current[si].as_ref().is_some_and(|d| d.contains(r)))
+            });
             let dirty = dels.count() > 0;
             c.segments.push(SegState {
                 seg,
@@ -1472,6 +1463,19 @@ pub struct BackupReport {
     pub files: usize,
     /// Bytes written.
     pub bytes: u64,
+}
+
+/// Deletes that happened while a segment was being written: `order[pos]` is
+/// the input row written at `pos`, and `deleted(input)` says whether that
+/// input row has been deleted since.
+fn carried_deletes(order: &[u32], deleted: impl Fn(usize) -> bool) -> DeleteSet {
+    let mut dels = DeleteSet::new();
+    for (pos, &input) in order.iter().enumerate() {
+        if deleted(input as usize) {
+            dels.insert(pos as u32);
+        }
+    }
+    dels
 }
 
 fn coll_mut<'a>(ws: &'a mut WriteState, name: &str) -> Result<&'a mut CollState> {

@@ -14,43 +14,24 @@ const BITS_PER_KEY: usize = 10;
 #[derive(Debug, Clone)]
 pub struct KeyFilter {
     words: Vec<u32>,
-    blocks: usize,
     capacity: usize,
     inserted: usize,
 }
 
-const SALT: [u32; 8] = [
-    0x47b6_137b,
-    0x4497_4d91,
-    0x8824_ad5b,
-    0xa2b7_289d,
-    0x7054_95c7,
-    0x2df1_424b,
-    0x9efc_4947,
-    0x5c6b_fb31,
-];
-
+/// The segment filters use `h` itself; this one a rotated hash, so that a key
+/// colliding in one filter is unlikely to collide in the other.
 #[inline]
-fn pos(h: u64, blocks: usize) -> (usize, [u32; 8]) {
-    // Block from the high bits, bits within the block from a different mix
-    // of the hash than the segment filters use, so the two are independent.
-    let b = ((h.rotate_left(17) >> 32).wrapping_mul(blocks as u64) >> 32) as usize;
-    let lo = (h >> 7) as u32 ^ (h >> 41) as u32;
-    let mut m = [0u32; 8];
-    for i in 0..8 {
-        m[i] = 1 << (lo.wrapping_mul(SALT[i]) >> 27);
-    }
-    (b, m)
+fn mix(h: u64) -> u64 {
+    h.rotate_left(29)
 }
 
 impl KeyFilter {
     /// An empty filter sized for `capacity` keys.
     pub fn with_capacity(capacity: usize) -> KeyFilter {
         let capacity = capacity.max(1 << 16);
-        let blocks = (capacity * BITS_PER_KEY).div_ceil(256);
+        let blocks = crate::sbbf::blocks_for(capacity, BITS_PER_KEY);
         KeyFilter {
             words: vec![0; blocks * 8],
-            blocks,
             capacity,
             inserted: 0,
         }
@@ -59,23 +40,14 @@ impl KeyFilter {
     /// Adds a key hash.
     #[inline]
     pub fn insert(&mut self, h: u64) {
-        let (b, m) = pos(h, self.blocks);
-        if let Some(block) = self.words.get_mut(b * 8..b * 8 + 8) {
-            for (w, x) in block.iter_mut().zip(m) {
-                *w |= x;
-            }
-        }
+        crate::sbbf::insert(&mut self.words, mix(h));
         self.inserted += 1;
     }
 
     /// False when the key is certainly absent.
     #[inline]
     pub fn may_contain(&self, h: u64) -> bool {
-        let (b, m) = pos(h, self.blocks);
-        match self.words.get(b * 8..b * 8 + 8) {
-            Some(block) => block.iter().zip(m).all(|(w, x)| w & x != 0),
-            None => true,
-        }
+        crate::sbbf::may_contain(&self.words, mix(h))
     }
 
     /// True when more keys were added than it was sized for.

@@ -20,6 +20,7 @@ pub mod memtable;
 pub mod metric;
 mod pod;
 pub mod rows;
+mod sbbf;
 pub mod schema;
 pub mod search;
 pub mod segment;

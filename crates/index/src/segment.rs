@@ -308,37 +308,11 @@ pub fn write(
 fn renumber_identity(_nodes: &mut [Node]) {}
 
 fn bloom_build(hashes: &[u64]) -> Vec<u8> {
-    let blocks = (hashes.len() * BLOOM_BITS_PER_KEY).div_ceil(256).max(1);
-    let mut words = vec![0u32; blocks * 8];
+    let mut words = vec![0u32; crate::sbbf::blocks_for(hashes.len(), BLOOM_BITS_PER_KEY) * 8];
     for &h in hashes {
-        let (b, mask) = bloom_pos(h, blocks);
-        for (i, m) in mask.iter().enumerate() {
-            words[b * 8 + i] |= m;
-        }
+        crate::sbbf::insert(&mut words, h);
     }
     bytemuck::cast_slice(&words).to_vec()
-}
-
-const SALT: [u32; 8] = [
-    0x47b6_137b,
-    0x4497_4d91,
-    0x8824_ad5b,
-    0xa2b7_289d,
-    0x7054_95c7,
-    0x2df1_424b,
-    0x9efc_4947,
-    0x5c6b_fb31,
-];
-
-#[inline]
-fn bloom_pos(h: u64, blocks: usize) -> (usize, [u32; 8]) {
-    let b = (((h >> 32) * blocks as u64) >> 32) as usize;
-    let lo = h as u32;
-    let mut mask = [0u32; 8];
-    for i in 0..8 {
-        mask[i] = 1 << (lo.wrapping_mul(SALT[i]) >> 27);
-    }
-    (b, mask)
 }
 
 /// Bytes of a present-bits section.
@@ -662,22 +636,13 @@ impl Segment {
     /// True when the Bloom filter says `h` may be in this segment.
     #[inline]
     pub fn may_contain(&self, h: u64) -> bool {
-        let bloom = self.bloom.as_slice();
-        let (b, mask) = bloom_pos(h, bloom.len() / 8);
-        mask.iter()
-            .enumerate()
-            .all(|(i, m)| bloom.get(b * 8 + i).is_some_and(|w| w & m != 0))
+        crate::sbbf::may_contain(self.bloom.as_slice(), h)
     }
 
     /// [`Segment::find`] with the key's hash already computed.
     pub fn find_hashed(&self, key: &str, h: u64) -> Option<u32> {
-        let bloom = self.bloom.as_slice();
-        let blocks = bloom.len() / 8;
-        let (b, mask) = bloom_pos(h, blocks);
-        for (i, m) in mask.iter().enumerate() {
-            if bloom.get(b * 8 + i).is_none_or(|w| w & m == 0) {
-                return None;
-            }
+        if !self.may_contain(h) {
+            return None;
         }
         let t = (h >> (64 - RADIX_BITS)) as usize;
         let radix = self.radix.as_slice();

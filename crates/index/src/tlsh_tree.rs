@@ -449,35 +449,20 @@ fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: 
         at += s;
         rest = tail;
     }
-    let big = node.end - node.start > 20_000;
-    let children: Vec<Tmp> = if big {
-        parts
-            .into_par_iter()
-            .enumerate()
-            .map(|(i, (st, p))| {
-                build_rec(
-                    records,
-                    p,
-                    st,
-                    leaf,
-                    seed.wrapping_mul(31).wrapping_add(i as u64 + 1),
-                )
-            })
-            .collect()
+    let child = |(i, (st, p)): (usize, (usize, &mut [u32]))| {
+        build_rec(
+            records,
+            p,
+            st,
+            leaf,
+            seed.wrapping_mul(31).wrapping_add(i as u64 + 1),
+        )
+    };
+    // Subtrees are independent: build big ones in parallel.
+    let children: Vec<Tmp> = if node.end - node.start > 20_000 {
+        parts.into_par_iter().enumerate().map(child).collect()
     } else {
-        parts
-            .into_iter()
-            .enumerate()
-            .map(|(i, (st, p))| {
-                build_rec(
-                    records,
-                    p,
-                    st,
-                    leaf,
-                    seed.wrapping_mul(31).wrapping_add(i as u64 + 1),
-                )
-            })
-            .collect()
+        parts.into_iter().enumerate().map(child).collect()
     };
     Tmp { node, children }
 }
