@@ -22,8 +22,12 @@ VENV="${VENV:-/tmp/venv-bench}"
 MVENV="${MVENV:-/tmp/venv-milvus}"
 STAGES="${STAGES:-data codes gt faiss ours insert milvus report}"
 CSV="${CSV:-$REPO/../shared/data/tlsh-datasets/all_digests.csv}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/apksift-target}"
-BIN="$CARGO_TARGET_DIR/release/apksift-bench"
+# The benchmark builds a committed revision (REV, default HEAD) in its own worktree and
+# target dir, so edits in progress in the main tree never leak into a measurement.
+REV="${REV:-HEAD}"
+WT="${WT:-$HOME/.cache/apksift-bench/wt}"
+BT="${BT:-$HOME/.cache/apksift-bench/target}"
+BIN="$BT/release/apksift-bench"
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 log() { echo "$(date -u +%H:%M:%S) [load $(cut -d' ' -f1 /proc/loadavg)] $*"; }
 
@@ -49,8 +53,15 @@ if has milvus && [ ! -x "$MVENV/bin/python" ]; then
     "numpy<2" "pandas<2.3" "marshmallow<4" "environs<10" psutil
 fi
 
-log "building apksift-bench (release)"
-(cd "$REPO" && cargo build -q --release -p apksift-bench)
+COMMIT="$(git -C "$REPO" rev-parse "$REV")"
+if [ ! -e "$WT/.git" ]; then
+  mkdir -p "$(dirname "$WT")"
+  git -C "$REPO" worktree add -q --detach "$WT" "$COMMIT"
+else
+  git -C "$WT" checkout -q -f --detach "$COMMIT"
+fi
+log "building apksift-bench (release) at $(git -C "$WT" log --oneline -1)"
+(cd "$WT" && CARGO_TARGET_DIR="$BT" cargo build -q --release -p apksift-bench)
 
 T_ALL=$SECONDS
 for s in $SIZES; do
@@ -72,7 +83,7 @@ for s in $SIZES; do
   }
   {
     echo "date_utc: $(date -u '+%Y-%m-%d %H:%M')"
-    echo "git: $(cd "$REPO" && git rev-parse --short HEAD) $(cd "$REPO" && git status --porcelain crates/index | wc -l) local changes in crates/index"
+    echo "git: $(git -C "$WT" rev-parse --short HEAD) (worktree $WT, built clean)"
     echo "rustc: $(rustc -V)"
     echo "python: $("$PY" -V 2>&1)"
     echo "faiss: $("$PY" -c 'import faiss; print(faiss.__version__)')"

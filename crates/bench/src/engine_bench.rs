@@ -941,26 +941,30 @@ pub fn tree_check(data: &Path, radius: u32, queries: usize, leaf: usize, seed: u
                 }
             }
             let lb = h + ball.max(set);
-            println!(
-                "  depth {depth} node {idx}: positions {}..{} ({} rows), L {}..{} Q1 {}..{} Q2 {}..{}, radius {} (recomputed {rad}), rlanes {}, planes missing member values: {bad_set}; bound header {h} + max(ball {ball}, set {set}) = {lb}{}",
-                nd.start,
-                nd.end,
-                members.len(),
-                nd.lmin,
-                nd.lmax,
-                nd.q1min,
-                nd.q1max,
-                nd.q2min,
-                nd.q2max,
-                nd.radius,
-                nd.rlanes,
-                if lb > d0 {
-                    "  <-- EXCEEDS the member's distance"
-                } else {
-                    ""
-                }
-            );
-            if nd.is_leaf() || depth > 40 {
+            let last = nd.is_leaf();
+            if depth < 3 || last || lb > d0 || depth % 16 == 0 {
+                println!(
+                    "  depth {depth}{} node {idx}: positions {}..{} ({} rows), L {}..{} Q1 {}..{} Q2 {}..{}, radius {} (recomputed {rad}), rlanes {}, planes missing member values: {bad_set}; bound header {h} + max(ball {ball}, set {set}) = {lb}{}",
+                    if last { " (leaf)" } else { "" },
+                    nd.start,
+                    nd.end,
+                    members.len(),
+                    nd.lmin,
+                    nd.lmax,
+                    nd.q1min,
+                    nd.q1max,
+                    nd.q2min,
+                    nd.q2max,
+                    nd.radius,
+                    nd.rlanes,
+                    if lb > d0 {
+                        "  <-- EXCEEDS the member's distance"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            if nd.is_leaf() || depth > 500 {
                 break;
             }
             let f = nd.first_child as usize;
