@@ -8,7 +8,9 @@
 //! `bench/tlsh/run.sh` passes the same file to this bench and to py-tlsh and prints the ratio.
 //! Output lines start with `RESULT` and are `key=value` pairs, for scripts.
 
-use apksift_tlsh::{Digest, Hasher, body_byte_cost, hash};
+use apksift_tlsh::{
+    DEFAULT_CHUNK_LEN, Digest, Hasher, Options, SharedHash, body_byte_cost, hash, hash_parallel,
+};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -143,6 +145,41 @@ fn main() {
         mib_per_s(n, t),
         cpu_field(n, cpu)
     );
+
+    // Parallel one-shot hashing: `hash_parallel`, and the ways to split the checksum chain.
+    for t in [2, 3, 4] {
+        let (tw, _) = best_wall_cpu(args.repeats, || {
+            black_box(hash_parallel(black_box(&buf), Options::default(), t)).ok();
+        });
+        println!(
+            "RESULT impl=apksift-tlsh op=hash_parallel threads={t} bytes={n} best_s={:.4} mib_s={:.1}",
+            tw.as_secs_f64(),
+            mib_per_s(n, tw)
+        );
+    }
+    for (split, speedup) in [
+        ("balanced", apksift_tlsh::CHAIN_SPEEDUP),
+        ("chain_separate", 0),
+        ("owner_greedy", usize::MAX),
+    ] {
+        let run = || {
+            let s = SharedHash::with_tuning(&buf, Options::default(), DEFAULT_CHUNK_LEN, speedup);
+            std::thread::scope(|sc| {
+                sc.spawn(|| s.help());
+                s.run_checksum();
+            });
+            s.finish()
+        };
+        assert_eq!(run(), hash(&buf), "split {split} differs");
+        let (tw, _) = best_wall_cpu(args.repeats, || {
+            black_box(run()).ok();
+        });
+        println!(
+            "RESULT impl=apksift-tlsh op=shared_hash_2_threads split={split} bytes={n} best_s={:.4} mib_s={:.1}",
+            tw.as_secs_f64(),
+            mib_per_s(n, tw)
+        );
+    }
 
     // Distance: 2^16 pseudo-random digests, each compared with 256 others (16.7 M pairs).
     let raw = pseudo_random(35 << 16, 42);

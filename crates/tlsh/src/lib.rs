@@ -76,6 +76,7 @@ digest exists to compare with.
 
 mod digest;
 mod hasher;
+mod parallel;
 mod parse;
 
 pub use digest::{
@@ -85,4 +86,5 @@ pub use hasher::{
     Hasher, MAX_HASHED_LEN, MIN_CONSERVATIVE_LEN, MIN_LEN, NoDigest, Options, hash,
     hash_with_options, l_value,
 };
+pub use parallel::{CHAIN_SPEEDUP, DEFAULT_CHUNK_LEN, PARALLEL_MIN_LEN, SharedHash, hash_parallel};
 pub use parse::{HEX_LEN, ParseError};
