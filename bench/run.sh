@@ -170,13 +170,18 @@ for enc, f in (('thermo', tf.thermo_codes), ('raw', tf.raw_codes)):
     rm -rf "$OUT/insert-store"
   fi
   if has milvus && [ "$s" = 1m ]; then
-    # Another engineer's Milvus (.ci/milvus.sh) may be running on 19530: ours gets its own base
-    # dir and the milvus package picks free ports (19531, ...); theirs is never touched.
+    # Another engineer's test Milvus (.ci/milvus.sh) runs on 19530 at times: ours gets its own
+    # base dir and proxy port (MILVUS_BENCH_PORT; the package picks free ports for the rest),
+    # and theirs is never touched.
     { bash "$REPO/.ci/milvus.sh" status || true; } > "$OUT/milvus_ci_status.txt" 2>&1
+    MPORT="${MILVUS_BENCH_PORT:-19631}"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$MPORT") 2>/dev/null; then
+      echo "port $MPORT is taken; set MILVUS_BENCH_PORT" >&2; exit 1
+    fi
     MB="$OUT/milvus-base"
     rm -rf "$MB"; mkdir -p "$MB"
-    step milvus timeout -k 60 3600 "$MVENV/bin/python" "$PEER/bench_milvus.py" --data "$D" --base "$MB/base" \
-      --out "$OUT/milvus.json" || true
+    step milvus timeout -k 60 3600 "$MVENV/bin/python" "$HERE/milvus_peer.py" "$MPORT" "$PEER/bench_milvus.py" \
+      --data "$D" --base "$MB/base" --out "$OUT/milvus.json" || true
     if [ -s "$MB/base/server.pid" ] && kill -0 "$(cat "$MB/base/server.pid")" 2>/dev/null; then
       kill "$(cat "$MB/base/server.pid")"; sleep 5
       kill -9 "$(cat "$MB/base/server.pid")" 2>/dev/null || true
