@@ -21,6 +21,19 @@ assert!(!fp.zip.ok);
 
 Content is hashed as it is inflated (SHA-256 via `sha2`, TLSH via the streaming
 [`apksift_tlsh::Hasher`]), so memory stays bounded however large an entry claims or turns out to be.
+
+# Parallelism
+
+From [`PARALLEL_MIN_LEN`] bytes on, the work runs on rayon's pool (the global one, or the one
+the caller is running in, so nested use inside a pool's task adds no threads): the whole-file
+SHA-256, the whole-file TLSH (split with [`apksift_tlsh::SharedHash`]) and the ZIP part run side
+by side, and inside the ZIP part several components are read at once, each by a worker with its
+own view of the archive (one 64 KiB inflate buffer each: nothing else is buffered). The result is
+bit-identical with [`Parallelism::Sequential`]: the per-archive byte budget
+([`Limits::max_total_bytes`]) is consumed in the sequential order, so a worker's read is kept only
+when the budget could not have cut it there; otherwise (an archive that hits the budget) every
+component is read again in order on the calling thread. [`fingerprint_with`] reports where the time
+went ([`Timings`]).
 */
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -34,9 +47,12 @@ Content is hashed as it is inflated (SHA-256 via `sha2`, TLSH via the streaming
 )]
 
 use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use apksift_apk::{self as apk, Archive, ComponentKind as Kind, Limits, hex};
-use apksift_tlsh::{Digest, Hasher};
+use apksift_apk::{self as apk, Archive, ComponentKind as Kind, Limits, Truncation, hex};
+use apksift_tlsh::{Digest, Hasher, SharedHash};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
@@ -208,15 +224,141 @@ pub struct EntryInfo {
     pub error: Option<String>,
 }
 
-/// Computes the fingerprint of `bytes`. Never fails, never panics.
+/// Inputs from this size on are fingerprinted on several threads by [`fingerprint`] (below it,
+/// handing work to other threads costs more than it saves).
+pub const PARALLEL_MIN_LEN: usize = apksift_tlsh::PARALLEL_MIN_LEN;
+
+/// Whether [`fingerprint_with`] may use rayon's pool. The fingerprint is the same in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Parallelism {
+    /// On the calling thread only.
+    Sequential,
+    /// In parallel from [`PARALLEL_MIN_LEN`] bytes on (what [`fingerprint`] does).
+    #[default]
+    Auto,
+    /// In parallel whatever the size (for tests and measurements).
+    Always,
+}
+
+/// Where the time of one fingerprint went: busy time, added up over the threads that worked on
+/// it, so with parallel work `unzip + hash` can exceed the wall-clock time. Measured with a clock
+/// read around each 64 KiB chunk of inflated data (a few hundred reads per 10 MB APK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timings {
+    /// Reading the archive: ZIP structures, manifest, signing blocks, and inflating (or copying)
+    /// the entries that are hashed.
+    pub unzip: Duration,
+    /// SHA-256 and TLSH of the whole file, the components and (with
+    /// [`Options::include_entries`]) the other entries.
+    pub hash: Duration,
+    /// Wall-clock time of the whole fingerprint.
+    pub wall: Duration,
+}
+
+/// Busy-time counters shared by the workers of one fingerprint.
+#[derive(Default)]
+struct Clock {
+    unzip_ns: AtomicU64,
+    hash_ns: AtomicU64,
+}
+
+impl Clock {
+    fn add(counter: &AtomicU64, d: Duration) {
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        counter.fetch_add(ns, Ordering::Relaxed);
+    }
+
+    fn unzip(&self, d: Duration) {
+        Clock::add(&self.unzip_ns, d);
+    }
+
+    fn hash(&self, d: Duration) {
+        Clock::add(&self.hash_ns, d);
+    }
+
+    /// `f`'s run time as hashing time.
+    fn hashing<T>(&self, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        self.hash(t.elapsed());
+        out
+    }
+}
+
+/// Computes the fingerprint of `bytes`. Never fails, never panics. Inputs of [`PARALLEL_MIN_LEN`]
+/// bytes or more are processed on rayon's pool (see the crate documentation); the result does not
+/// depend on it.
 pub fn fingerprint(bytes: &[u8], opts: &Options) -> Fingerprint {
-    let sha256 = hex(&Sha256::digest(bytes));
-    let (tlsh, tlsh_error) = split_tlsh(apksift_tlsh::hash(bytes));
-    let mut fp = Fingerprint {
-        sha256,
-        size: bytes.len() as u64,
-        tlsh,
-        tlsh_error,
+    fingerprint_with(bytes, opts, Parallelism::Auto).0
+}
+
+/// [`fingerprint`] on the calling thread only (for callers that must not use rayon's pool).
+pub fn fingerprint_sequential(bytes: &[u8], opts: &Options) -> Fingerprint {
+    fingerprint_with(bytes, opts, Parallelism::Sequential).0
+}
+
+/// [`fingerprint`] with the [`Parallelism`] to use, and where the time went.
+pub fn fingerprint_with(bytes: &[u8], opts: &Options, par: Parallelism) -> (Fingerprint, Timings) {
+    let t0 = Instant::now();
+    let clock = Clock::default();
+    let parallel = match par {
+        Parallelism::Sequential => false,
+        Parallelism::Auto => bytes.len() >= PARALLEL_MIN_LEN,
+        Parallelism::Always => true,
+    };
+    let ((sha256, tlsh), mut fp) = if parallel {
+        rayon::join(
+            || whole_file_parallel(bytes, &clock),
+            || contents_guarded(bytes, opts, true, &clock),
+        )
+    } else {
+        let whole = clock.hashing(|| (Sha256::digest(bytes), apksift_tlsh::hash(bytes)));
+        (whole, contents_guarded(bytes, opts, false, &clock))
+    };
+    fp.sha256 = hex(&sha256);
+    (fp.tlsh, fp.tlsh_error) = split_tlsh(tlsh);
+    let timings = Timings {
+        unzip: Duration::from_nanos(clock.unzip_ns.load(Ordering::Relaxed)),
+        hash: Duration::from_nanos(clock.hash_ns.load(Ordering::Relaxed)),
+        wall: t0.elapsed(),
+    };
+    (fp, timings)
+}
+
+type WholeFile = (
+    sha2::digest::Output<Sha256>,
+    Result<Digest, apksift_tlsh::NoDigest>,
+);
+
+/// Whole-file SHA-256 and TLSH on rayon's pool: the TLSH checksum chain runs here at once, while
+/// the SHA-256 and TLSH helpers (one per other thread of the pool) wait to be picked up by idle
+/// threads; a helper that starts after all is done returns at once.
+fn whole_file_parallel(bytes: &[u8], clock: &Clock) -> WholeFile {
+    let shared = SharedHash::new(bytes, apksift_tlsh::Options::default());
+    let helpers = rayon::current_num_threads().saturating_sub(1).max(1);
+    let ((), sha) = rayon::join(
+        || clock.hashing(|| shared.run_checksum()),
+        || {
+            rayon::scope(|s| {
+                for _ in 0..helpers {
+                    s.spawn(|_| clock.hashing(|| shared.help()));
+                }
+                clock.hashing(|| Sha256::digest(bytes))
+            })
+        },
+    );
+    let tlsh = clock.hashing(|| shared.finish());
+    (sha, tlsh)
+}
+
+/// A fingerprint with only the size set (the ZIP part fills the rest, the caller the whole-file
+/// hashes).
+fn empty(size: u64) -> Fingerprint {
+    Fingerprint {
+        sha256: String::new(),
+        size,
+        tlsh: None,
+        tlsh_error: None,
         zip: ZipSummary {
             ok: false,
             error: None,
@@ -228,22 +370,21 @@ pub fn fingerprint(bytes: &[u8], opts: &Options) -> Fingerprint {
         certificates: Vec::new(),
         anomalies: Vec::new(),
         entries: None,
-    };
-    contents_guarded(bytes, opts, &mut fp);
-    fp
+    }
 }
 
 /// Runs the ZIP-dependent part. Without the `fuzzing` feature, a panic there (a bug: the code is written
 /// not to panic) is caught and reported as an `internal_error` anomaly so that a scan never dies;
 /// fuzzing builds let it through so the fuzzer sees it.
-fn contents_guarded(bytes: &[u8], opts: &Options, fp: &mut Fingerprint) {
+fn contents_guarded(bytes: &[u8], opts: &Options, parallel: bool, clock: &Clock) -> Fingerprint {
+    let mut fp = empty(bytes.len() as u64);
     #[cfg(not(feature = "fuzzing"))]
     {
         let mut part = fp.clone();
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            contents(bytes, opts, &mut part)
+            contents(bytes, opts, &mut part, parallel, clock)
         })) {
-            Ok(()) => *fp = part,
+            Ok(()) => fp = part,
             Err(_) => {
                 fp.zip.error = Some("internal error while reading the archive".into());
                 fp.anomalies.push(Anomaly {
@@ -257,7 +398,8 @@ fn contents_guarded(bytes: &[u8], opts: &Options, fp: &mut Fingerprint) {
         }
     }
     #[cfg(feature = "fuzzing")]
-    contents(bytes, opts, fp);
+    contents(bytes, opts, &mut fp, parallel, clock);
+    fp
 }
 
 fn split_tlsh(r: Result<Digest, apksift_tlsh::NoDigest>) -> (Option<Digest>, Option<String>) {
@@ -309,30 +451,160 @@ struct Hashed {
     sha256: String,
     tlsh: Result<Digest, apksift_tlsh::NoDigest>,
     bytes: u64,
-    truncated: bool,
+    truncation: Option<Truncation>,
     error: Option<String>,
+    /// The read's anomalies, to be listed in the sequential order.
+    anomalies: Vec<apk::Anomaly>,
 }
 
-fn hash_entry(archive: &Archive<'_>, index: usize, an: &mut AnomalyList) -> Hashed {
+fn hash_entry(archive: &Archive<'_>, index: usize, clock: &Clock) -> Hashed {
     let mut sha = Sha256::new();
     let mut th = Hasher::new();
+    let mut hashing = Duration::ZERO;
+    let t0 = Instant::now();
     let report = archive.read(index, u64::MAX, &mut |c: &[u8]| {
+        let t = Instant::now();
         sha.update(c);
         th.update(c);
+        hashing += t.elapsed();
     });
-    for a in report.anomalies {
-        an.push(a);
-    }
+    let t = Instant::now();
+    let sha256 = hex(&sha.finalize());
+    let tlsh = th.finish();
+    hashing += t.elapsed();
+    clock.unzip(t0.elapsed().saturating_sub(hashing));
+    clock.hash(hashing);
     Hashed {
-        sha256: hex(&sha.finalize()),
-        tlsh: th.finish(),
+        sha256,
+        tlsh,
         bytes: report.bytes,
-        truncated: report.truncated.is_some(),
+        truncation: report.truncated,
         error: report.error.map(|e| e.to_string()),
+        anomalies: report.anomalies,
     }
 }
 
-fn contents(bytes: &[u8], opts: &Options, fp: &mut Fingerprint) {
+/// Reads and hashes the entries `order[0]`, `order[1]`, … as if one after the other on `archive`
+/// (whose budget has already been charged for the manifest and signing reads), on several
+/// workers when `parallel`.
+fn hash_entries(
+    bytes: &[u8],
+    archive: &Archive<'_>,
+    salvaged: bool,
+    order: &[usize],
+    parallel: bool,
+    clock: &Clock,
+) -> Vec<Hashed> {
+    let workers = rayon::current_num_threads().min(order.len());
+    if parallel
+        && workers > 1
+        && let Some(all) = hash_entries_parallel(bytes, archive, salvaged, order, workers, clock)
+    {
+        return all;
+    }
+    order
+        .iter()
+        .map(|&i| hash_entry(archive, i, clock))
+        .collect()
+}
+
+/// [`hash_entries`] on `workers` rayon tasks, each reading with its own view of the archive (an
+/// [`Archive`] counts its byte budget in a `Cell`, so one view cannot be shared). Big entries are
+/// taken first. The budget is per view, so a read is kept only if the sequential order could not
+/// have cut it: not stopped by the budget, and everything before it in `order` plus itself fits.
+/// `None` when some read fails that test (the archive exceeds its budget): the caller then reads
+/// everything again in order. The workers stop taking entries once the bytes read show that the
+/// budget will be exceeded, which bounds the work thrown away.
+fn hash_entries_parallel(
+    bytes: &[u8],
+    archive: &Archive<'_>,
+    salvaged: bool,
+    order: &[usize],
+    workers: usize,
+    clock: &Clock,
+) -> Option<Vec<Hashed>> {
+    let limits = archive.limits();
+    let base = archive.bytes_read();
+    let mut by_size: Vec<usize> = (0..order.len()).collect();
+    by_size.sort_by_key(|&k| {
+        let size = order
+            .get(k)
+            .and_then(|&i| archive.entries().get(i))
+            .map_or(0, |e| e.uncompressed_size.max(e.compressed_size));
+        std::cmp::Reverse(size)
+    });
+    let slots: Vec<Mutex<Option<Hashed>>> = order.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let spent = AtomicU64::new(0);
+    let abort = AtomicBool::new(false);
+    let entry_count = archive.entries().len();
+    let worker = || {
+        // Opened on the first entry taken, so that a worker that finds nothing costs nothing.
+        let mut view: Option<Archive<'_>> = None;
+        while !abort.load(Ordering::Relaxed) {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&pos) = by_size.get(k) else { break };
+            let Some(&index) = order.get(pos) else { break };
+            if view.is_none() {
+                let t = Instant::now();
+                view =
+                    open_view(bytes, limits, salvaged).filter(|v| v.entries().len() == entry_count);
+                clock.unzip(t.elapsed());
+            }
+            let Some(v) = view.as_ref() else {
+                abort.store(true, Ordering::Relaxed);
+                break;
+            };
+            let h = hash_entry(v, index, clock);
+            let total = spent
+                .fetch_add(h.bytes, Ordering::Relaxed)
+                .saturating_add(h.bytes);
+            if base.saturating_add(total) > limits.max_total_bytes {
+                abort.store(true, Ordering::Relaxed);
+            }
+            if let Some(slot) = slots.get(pos) {
+                *slot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(h);
+            }
+        }
+    };
+    rayon::scope(|s| {
+        for _ in 1..workers {
+            s.spawn(|_| worker());
+        }
+        worker();
+    });
+    if abort.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut used = base;
+    let mut out = Vec::with_capacity(order.len());
+    for slot in slots {
+        let h = slot
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)?;
+        used = used.saturating_add(h.bytes);
+        if h.truncation == Some(Truncation::TotalLimit) || used > limits.max_total_bytes {
+            return None;
+        }
+        out.push(h);
+    }
+    Some(out)
+}
+
+/// Another view of the archive that `contents` reads: entries are a pure function of the bytes
+/// and limits, so parsing (or salvaging) again gives the same ones.
+fn open_view<'a>(bytes: &'a [u8], limits: &Limits, salvaged: bool) -> Option<Archive<'a>> {
+    if salvaged {
+        Some(Archive::salvage(bytes, limits))
+    } else {
+        Archive::parse(bytes, limits).ok()
+    }
+}
+
+fn contents(bytes: &[u8], opts: &Options, fp: &mut Fingerprint, parallel: bool, clock: &Clock) {
+    let t_open = Instant::now();
     let limits = &opts.limits;
     let mut an = AnomalyList {
         seen: HashSet::new(),
@@ -359,6 +631,7 @@ fn contents(bytes: &[u8], opts: &Options, fp: &mut Fingerprint) {
             None => "no archive".into(),
         });
         fp.anomalies = an.finish();
+        clock.unzip(t_open.elapsed());
         return;
     };
     fp.zip.entry_count = archive.entries().len() as u64;
@@ -414,12 +687,32 @@ fn contents(bytes: &[u8], opts: &Options, fp: &mut Fingerprint) {
         .collect();
     comps.sort_by_key(|&(k, i)| (k, i));
     let n = archive.entries().len();
+    let mut order: Vec<usize> = comps.iter().map(|&(_, i)| i).collect();
+    if opts.include_entries {
+        let mut is_component = vec![false; n];
+        for &i in &order {
+            if let Some(c) = is_component.get_mut(i) {
+                *c = true;
+            }
+        }
+        order.extend((0..n).filter(|&i| !is_component.get(i).copied().unwrap_or(true)));
+    }
+    clock.unzip(t_open.elapsed());
+    let salvaged = !fp.zip.ok;
+    let mut results = hash_entries(bytes, &archive, salvaged, &order, parallel, clock);
+    // The reads' anomalies in the order of the reads, as if read one after the other.
+    for h in &mut results {
+        for a in std::mem::take(&mut h.anomalies) {
+            an.push(a);
+        }
+    }
+    let mut results = results.into_iter();
     let mut hashed: Vec<Option<Hashed>> = Vec::new();
     if opts.include_entries {
         hashed.resize_with(n, || None);
     }
     for &(kind, index) in &comps {
-        let h = hash_entry(&archive, index, &mut an);
+        let Some(h) = results.next() else { break };
         let name = archive
             .entries()
             .get(index)
@@ -434,7 +727,7 @@ fn contents(bytes: &[u8], opts: &Options, fp: &mut Fingerprint) {
                 sha256: h.sha256.clone(),
                 tlsh,
                 tlsh_error,
-                truncated: h.truncated,
+                truncated: h.truncation.is_some(),
             });
         }
         if let Some(slot) = hashed.get_mut(index) {
@@ -442,9 +735,15 @@ fn contents(bytes: &[u8], opts: &Options, fp: &mut Fingerprint) {
         }
     }
     if opts.include_entries {
+        for (&index, h) in order.iter().skip(comps.len()).zip(results) {
+            if let Some(slot) = hashed.get_mut(index) {
+                *slot = Some(h);
+            }
+        }
         let mut list = Vec::with_capacity(n);
         for (e, slot) in archive.entries().iter().zip(hashed) {
-            let h = slot.unwrap_or_else(|| hash_entry(&archive, e.index, &mut an));
+            // Every entry is in `order`, so every slot is filled.
+            let Some(h) = slot else { continue };
             let ok = h.error.is_none();
             list.push(EntryInfo {
                 name: e.display_name(),
@@ -456,7 +755,7 @@ fn contents(bytes: &[u8], opts: &Options, fp: &mut Fingerprint) {
                 sha256: ok.then_some(h.sha256),
                 tlsh: if ok { h.tlsh.ok() } else { None },
                 read_size: h.bytes,
-                truncated: h.truncated,
+                truncated: h.truncation.is_some(),
                 error: h.error,
             });
         }

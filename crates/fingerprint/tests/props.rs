@@ -6,7 +6,7 @@ mod common;
 #[path = "../../apk/tests/common/mod.rs"]
 mod writer;
 
-use apksift_fingerprint::{Options, fingerprint};
+use apksift_fingerprint::{Options, Parallelism, fingerprint, fingerprint_with};
 use proptest::prelude::*;
 use sha2::Digest as _;
 
@@ -41,13 +41,14 @@ fn small_apk() -> Vec<u8> {
 }
 
 fn check(data: &[u8], include_entries: bool) {
-    let fp = fingerprint(
-        data,
-        &Options {
-            include_entries,
-            ..Options::default()
-        },
-    );
+    let opts = Options {
+        include_entries,
+        ..Options::default()
+    };
+    let fp = fingerprint(data, &opts);
+    // The parallel path gives the same fingerprint for damaged archives too.
+    let (par, _) = fingerprint_with(data, &opts, Parallelism::Always);
+    assert_eq!(par, fp);
     assert_eq!(fp.size, data.len() as u64);
     assert_eq!(fp.sha256, apksift_apk::hex(&sha2::Sha256::digest(data)));
     match apksift_tlsh::hash(data) {
