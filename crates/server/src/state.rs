@@ -83,8 +83,11 @@ impl Default for Config {
     }
 }
 
-/// Scan stages timed in `apksift_scan_stage_duration_seconds`.
-pub const SCAN_STAGES: &[&str] = &["read_body", "fingerprint", "search"];
+/// Scan stages timed in `apksift_scan_stage_duration_seconds`: `read_body`, `fingerprint` and
+/// `search` are wall-clock time one after the other; `unzip` and `hash` split the fingerprint's
+/// work (busy time summed over the threads that fingerprint in parallel, so together they can
+/// exceed `fingerprint`).
+pub const SCAN_STAGES: &[&str] = &["read_body", "fingerprint", "unzip", "hash", "search"];
 
 /// The service's metrics.
 #[derive(Debug)]
@@ -346,7 +349,7 @@ impl AppState {
         );
         e.histogram_family(
             "apksift_scan_stage_duration_seconds",
-            "Time spent per scan stage: read_body (upload), fingerprint (unzip and hash, one streaming pass), search.",
+            "Time spent per scan stage: read_body (upload), fingerprint (wall clock), search; unzip (ZIP structures and inflate) and hash (SHA-256 and TLSH) are the fingerprint's busy time summed over its threads.",
             &m.scan_stage,
         );
         e.counter_family("apksift_scans_total", "APKs scanned, by verdict.", &m.scans);

@@ -137,6 +137,8 @@ async fn samples_upload_scan_get_delete() {
         "apksift_scan_stage_duration_seconds_count{stage=\"fingerprint\"} 4",
         "apksift_scan_stage_duration_seconds_count{stage=\"search\"} 4",
         "apksift_scan_stage_duration_seconds_count{stage=\"read_body\"} 4",
+        "apksift_scan_stage_duration_seconds_count{stage=\"unzip\"} 4",
+        "apksift_scan_stage_duration_seconds_count{stage=\"hash\"} 4",
         "apksift_scans_total{verdict=\"malicious\"} 2",
         "apksift_scans_total{verdict=\"no_match\"} 2",
         "apksift_deleted_rows_total{api=\"samples\"} 1",
