@@ -78,6 +78,19 @@ impl Client {
         Ok(r.version)
     }
 
+    /// A fresh timestamp from the server's timestamp oracle.
+    pub(crate) async fn alloc_timestamp(&self) -> Result<u64> {
+        let r = self
+            .svc
+            .clone()
+            .alloc_timestamp(pb::AllocTimestampRequest::default())
+            .await
+            .map_err(|e| rpc("AllocTimestamp", e))?
+            .into_inner();
+        check("AllocTimestamp", r.status.as_ref())?;
+        Ok(r.timestamp)
+    }
+
     pub(crate) async fn has_collection(&self, name: &str) -> Result<bool> {
         let r = self
             .svc

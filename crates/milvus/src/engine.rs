@@ -225,6 +225,15 @@ impl MilvusEngine {
             }),
         };
         e.server_version()?;
+        if url.consistency == Consistency::Session {
+            // The session starts now: its reads also see every write any client had
+            // acknowledged before this connect (e.g. an `apksift ingest` that just exited),
+            // not only this process's own writes. Servers without the RPC keep the old
+            // behaviour (own writes only).
+            if let Ok(ts) = e.run(e.c().alloc_timestamp()) {
+                e.inner.last_ts.fetch_max(ts, Ordering::AcqRel);
+            }
+        }
         Ok(e)
     }
 

@@ -8,8 +8,10 @@ pub enum Consistency {
     /// Every read waits until the server has applied every write acknowledged before it
     /// started, by any client (read-your-writes across processes and replicas).
     Strong,
-    /// Every read sees at least this process's acknowledged writes (the guarantee timestamp is
-    /// the newest write timestamp this client got back); the default.
+    /// Every read sees at least this process's acknowledged writes and every write any client
+    /// had acknowledged before this engine connected (the guarantee timestamp is the newest of
+    /// a timestamp taken at connect and the write timestamps this client got back); the
+    /// default.
     Session,
     /// Reads may lag writes by the server's graceful time (Milvus default, 5 s in 2.3).
     Bounded,

@@ -565,6 +565,13 @@ fn read_your_writes() {
     let more = dataset(60);
     e.upsert("s", batch(&more[50..])).unwrap();
     assert_eq!(other.count("s").unwrap(), 60);
+    // Session: an engine that connects after a write sees it at once (its session starts
+    // with a server timestamp), as a new `apksift scan` process after an `apksift ingest`.
+    for n in 61..=65 {
+        e.upsert("s", batch(&dataset(n)[n - 1..])).unwrap();
+        let later = MilvusEngine::connect(e.url()).unwrap();
+        assert_eq!(later.count("s").unwrap(), n as u64);
+    }
     cleanup(&e);
 }
 
