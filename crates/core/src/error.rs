@@ -3,8 +3,8 @@
 /// Errors of [`crate::Store`] operations.
 ///
 /// The server maps them to HTTP statuses: [`Error::Invalid`] → 400,
-/// [`Error::NotFound`] → 404, [`Error::ReadOnly`] → 409/405, [`Error::Incompatible`] and
-/// [`Error::Storage`] → 500/503.
+/// [`Error::NotFound`] → 404, [`Error::ReadOnly`] → 409/405, [`Error::Incompatible`],
+/// [`Error::Storage`] and [`Error::Backend`] → 500/503.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -29,6 +29,9 @@ pub enum Error {
     /// The engine failed (I/O, corruption, a poisoned log).
     #[error(transparent)]
     Storage(apksift_index::Error),
+    /// A remote engine (Milvus) failed or could not be reached (transport or server error).
+    #[error("{0}")]
+    Backend(String),
 }
 
 impl From<apksift_index::Error> for Error {
@@ -38,6 +41,21 @@ impl From<apksift_index::Error> for Error {
             apksift_index::Error::NotFound(m) => Error::NotFound(m),
             apksift_index::Error::ReadOnly => Error::ReadOnly,
             other => Error::Storage(other),
+        }
+    }
+}
+
+#[cfg(feature = "milvus")]
+impl From<apksift_milvus::Error> for Error {
+    fn from(e: apksift_milvus::Error) -> Self {
+        use apksift_milvus::Error as M;
+        match e {
+            M::Invalid(m) => Error::Invalid(m),
+            M::Unsupported(m) => Error::Invalid(format!("unsupported on Milvus: {m}")),
+            M::NotFound(m) => Error::NotFound(m),
+            M::Incompatible(m) => Error::Incompatible(m),
+            M::Index(e) => e.into(),
+            other => Error::Backend(other.to_string()),
         }
     }
 }

@@ -512,7 +512,7 @@ impl Ctx<'_> {
         let keys: Vec<String> = rows.iter().map(|r| r.key.clone()).collect();
         let existing = self
             .store
-            .database()
+            .backend()
             .get(SAMPLES, &keys, &all_sample_fields())?;
         let mut merged = Vec::with_capacity(rows.len());
         for (mut r, old) in rows.into_iter().zip(existing) {
@@ -549,7 +549,7 @@ impl Ctx<'_> {
         }
         self.report.stored = self.written.len() as u64;
         self.store
-            .database()
+            .backend()
             .upsert(SAMPLES, crate::store::samples_batch(&merged))?;
         Ok(())
     }

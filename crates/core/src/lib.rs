@@ -74,6 +74,7 @@ verdict; an exact match with a benign sample is `no_match`). The figures behind 
 are in `docs/DETECTION.md`.
 */
 
+pub mod backend;
 mod error;
 pub mod import;
 pub mod meta;
@@ -83,6 +84,7 @@ pub mod schema;
 mod search;
 mod store;
 
+pub use backend::{Backend, View};
 pub use error::{Error, Result};
 pub use import::{ImportFormat, ImportOptions, ImportReport, RowIssue};
 pub use meta::{Label, SampleMeta, ThreatLevel, normalize_key, normalize_sha256};
@@ -93,8 +95,8 @@ pub use scan::{
 };
 pub use search::{Match, SearchField, SearchOptions};
 pub use store::{
-    IngestOutcome, MAX_COMPONENTS_PER_SAMPLE, Sample, Store, StoreOptions, StoreStats,
-    escape_key_name, kind_name,
+    IngestOutcome, MAX_COMPONENTS_PER_SAMPLE, MILVUS_SCHEME, Sample, Store, StoreOptions,
+    StoreStats, escape_key_name, is_milvus_url, kind_name,
 };
 
 /// Re-exported so that callers need not depend on the fingerprint crate for the basics.

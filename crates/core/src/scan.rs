@@ -331,9 +331,11 @@ impl Store {
             .map(|k| crate::meta::normalize_key(k))
             .collect::<Result<_>>()?;
         let qs = queries(fp);
-        let snap = self.database().snapshot();
-        let samples = snap.collection(SAMPLES)?;
-        let comps = snap.collection(COMPONENTS)?;
+        // Every read of this scan goes through one view: a snapshot of both collections on
+        // the embedded engine; on Milvus separate requests (see `backend`), where the rule
+        // that a component hit only counts when its sample row exists keeps the verdict
+        // right.
+        let view = self.backend().view();
         let sample_filter = combine(&[opts.filter.clone(), exclusion("key", &exclude)]);
 
         let mut raw: Vec<RawHit> = Vec::new();
@@ -342,8 +344,7 @@ impl Store {
         let exact_row = if exclude.contains(&sha) {
             None
         } else {
-            samples
-                .get(std::slice::from_ref(&sha), &["label".to_string()])?
+            view.get(SAMPLES, std::slice::from_ref(&sha), &["label".to_string()])?
                 .pop()
                 .flatten()
         };
@@ -353,7 +354,7 @@ impl Store {
             (Some(_), None) => true,
             (Some(_), Some(f)) => {
                 let flt = format!("({f}) and key == {}", quote(&sha));
-                !samples.query(Some(&flt), &[], 1, 0)?.is_empty()
+                !view.query(SAMPLES, Some(&flt), &[], 1, 0)?.is_empty()
             }
         };
 
@@ -374,7 +375,7 @@ impl Store {
                 filter: sample_filter.clone(),
                 ..SearchParams::default()
             };
-            let res = samples.search(field, &vectors, &params)?;
+            let res = view.search(SAMPLES, field, &vectors, &params)?;
             for (qi, hits) in idx.iter().zip(res.hits) {
                 for h in hits {
                     raw.push(RawHit {
@@ -408,7 +409,7 @@ impl Store {
                 output_fields: vec!["sample".into(), "name".into()],
                 ..SearchParams::default()
             };
-            let res = comps.search("tlsh", &vectors, &params)?;
+            let res = view.search(COMPONENTS, "tlsh", &vectors, &params)?;
             for (qi, hits) in idx.iter().zip(res.hits) {
                 for h in hits {
                     let Some(sample) = h.fields.get("sample").and_then(|v| match v {
@@ -441,7 +442,7 @@ impl Store {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let rows = samples.get(&keys, &fields)?;
+        let rows = view.get(SAMPLES, &keys, &fields)?;
         let meta: HashMap<String, BTreeMap<String, Value>> = keys
             .into_iter()
             .zip(rows)

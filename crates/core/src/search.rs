@@ -145,7 +145,7 @@ impl Store {
                     ],
                     ..SearchParams::default()
                 };
-                let res = self.database().search(SAMPLES, field, &vectors, &params)?;
+                let res = self.backend().search(SAMPLES, field, &vectors, &params)?;
                 Ok(res
                     .hits
                     .into_iter()
@@ -171,8 +171,10 @@ impl Store {
                     Some(f) => format!("kind == \"{kind}\" and ({f})"),
                     None => format!("kind == \"{kind}\""),
                 };
-                let snap = self.database().snapshot();
-                let comps = snap.collection(COMPONENTS)?;
+                // One view for the component search and the sample rows (a snapshot on the
+                // embedded engine; on Milvus two requests, and a component whose sample row
+                // is gone by the second one is dropped).
+                let view = self.backend().view();
                 let params = SearchParams {
                     k: opts.k,
                     metric,
@@ -188,15 +190,14 @@ impl Store {
                     ],
                     ..SearchParams::default()
                 };
-                let res = comps.search("tlsh", &vectors, &params)?;
-                let samples = snap.collection(SAMPLES)?;
+                let res = view.search(COMPONENTS, "tlsh", &vectors, &params)?;
                 let mut out = Vec::with_capacity(res.hits.len());
                 for hits in res.hits {
                     let keys: Vec<String> = hits
                         .iter()
                         .map(|h| v_str(&h.fields, "sample").unwrap_or_default())
                         .collect();
-                    let rows = samples.get(&keys, &["source".to_string()])?;
+                    let rows = view.get(SAMPLES, &keys, &["source".to_string()])?;
                     let mut v = Vec::with_capacity(hits.len());
                     for ((h, key), row) in hits.into_iter().zip(keys).zip(rows) {
                         // Only components whose sample row exists.

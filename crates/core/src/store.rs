@@ -1,7 +1,9 @@
-//! The sample store: `samples` and `components` on the embedded engine.
+//! The sample store: `samples` and `components` on a [`Backend`] (the embedded engine or
+//! Milvus).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use apksift_fingerprint::{ComponentKind, Fingerprint};
@@ -10,6 +12,7 @@ use apksift_tlsh::Digest;
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::backend::Backend;
 use crate::meta::{Label, SampleMeta, ThreatLevel, normalize_key, normalize_sha256};
 use crate::schema::{COMPONENTS, SAMPLES, components_schema, samples_schema};
 use crate::{Error, Result};
@@ -27,15 +30,21 @@ pub(crate) const WRITE_CHUNK: usize = 4096;
 /// Options of [`Store::open`].
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
-    /// Engine options (memtable size, background work, WAL group commit...).
+    /// Engine options (memtable size, background work, WAL group commit...). Embedded
+    /// stores only: a Milvus store takes its options from its `milvus://` address.
     pub engine: apksift_index::Options,
 }
 
-/// The APK sample store. Cheap to clone; `Send + Sync`; all methods take `&self`.
+/// The APK sample store. Cheap to clone; `Send + Sync`; all methods take `&self`. The data
+/// lives in a [`Backend`]: the embedded engine ([`Database`]) or, with the cargo feature
+/// `milvus`, a Milvus server.
 #[derive(Debug, Clone)]
 pub struct Store {
-    db: Database,
+    backend: Arc<dyn Backend>,
 }
+
+/// The scheme of Milvus store addresses.
+pub const MILVUS_SCHEME: &str = "milvus://";
 
 /// What [`Store::ingest`] did for one sample.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -363,47 +372,107 @@ impl Store {
         Store::from_database(db)
     }
 
+    /// Opens (or creates) the store at `location`: a `milvus://HOST:PORT/PREFIX?…` address
+    /// (needs the cargo feature `milvus`; see `docs/SCALE.md`) or else a directory
+    /// ([`Store::open`]). On Milvus the collections are created when missing, as in a new
+    /// directory.
+    pub fn open_url(location: &str, opts: StoreOptions) -> Result<Store> {
+        if is_milvus_url(location) {
+            return open_milvus(location, false);
+        }
+        Store::open(location, opts)
+    }
+
+    /// Opens the store at `location` (a `milvus://` address or a directory) for reading
+    /// ([`Store::open_read_only`]): [`Error::NotFound`] when no store is there; writes
+    /// through this handle fail with [`Error::ReadOnly`]. On Milvus nothing is created.
+    pub fn open_url_read_only(location: &str, opts: StoreOptions) -> Result<Store> {
+        if is_milvus_url(location) {
+            return open_milvus(location, true);
+        }
+        Store::open_read_only(location, opts)
+    }
+
     /// Wraps an open database, creating the collections if it is the writer and they are
     /// missing, and checking their schemas.
     pub fn from_database(db: Database) -> Result<Store> {
+        Store::from_backend(Arc::new(db))
+    }
+
+    /// Wraps a backend, creating the collections if it is writable and they are missing,
+    /// and checking their schemas.
+    pub fn from_backend(backend: Arc<dyn Backend>) -> Result<Store> {
+        let existing = backend.list_collections()?;
         for (name, schema) in [
             (SAMPLES, samples_schema()),
             (COMPONENTS, components_schema()),
         ] {
-            let exists = db.list_collections().iter().any(|c| c == name);
-            if !exists {
-                if db.is_read_only() {
+            if !existing.iter().any(|c| c == name) {
+                if backend.is_read_only() {
                     return Err(Error::Incompatible(format!(
                         "{} has no {name:?} collection (not an apksift sample store, or never written)",
-                        db.location()
+                        backend.location()
                     )));
                 }
-                match db.create_collection(name, schema.clone()) {
-                    Ok(()) | Err(apksift_index::Error::AlreadyExists(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
+                backend.create_collection(name, schema.clone())?;
             }
-            let info = db.describe(name)?;
-            if info.schema != schema {
+            let found = backend.describe(name)?;
+            if found != schema {
                 return Err(Error::Incompatible(format!(
                     "collection {name:?} in {} has schema {:?}, this apksift expects {:?}",
-                    db.location(),
-                    info.schema.description,
+                    backend.location(),
+                    found.description,
                     schema.description
                 )));
             }
         }
-        Ok(Store { db })
+        Ok(Store { backend })
     }
 
-    /// The underlying engine (for `inspect`, metrics, backups).
+    /// The engine under the store.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The embedded engine (for `inspect`, metrics, backups), or `None` on Milvus.
+    pub fn embedded(&self) -> Option<&Database> {
+        self.backend.as_database()
+    }
+
+    /// The Milvus engine, or `None` on an embedded store.
+    #[cfg(feature = "milvus")]
+    pub fn milvus(&self) -> Option<&apksift_milvus::MilvusEngine> {
+        self.backend.as_milvus()
+    }
+
+    /// The underlying embedded engine (for `inspect`, metrics, backups).
+    ///
+    /// # Panics
+    /// On a store that is not embedded (Milvus); use [`Store::embedded`] where both occur.
     pub fn database(&self) -> &Database {
-        &self.db
+        match self.backend.as_database() {
+            Some(db) => db,
+            None => panic!(
+                "Store::database() on a {} store ({}): use Store::embedded()",
+                self.backend.kind(),
+                self.backend.location()
+            ),
+        }
+    }
+
+    /// `embedded` or `milvus`.
+    pub fn backend_kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+
+    /// Where the store lives: its directory or its `milvus://` address.
+    pub fn location(&self) -> String {
+        self.backend.location()
     }
 
     /// True for a read-only replica.
     pub fn is_read_only(&self) -> bool {
-        self.db.is_read_only()
+        self.backend.is_read_only()
     }
 
     /// Ingests one fingerprinted APK: upserts its `samples` row (keyed by its SHA-256) and
@@ -433,7 +502,7 @@ impl Store {
         if order.is_empty() {
             return Ok(Vec::new());
         }
-        let existing = self.db.get(
+        let existing = self.backend.get(
             SAMPLES,
             &order,
             &["first_seen".to_string(), "component_keys".to_string()],
@@ -480,14 +549,14 @@ impl Store {
         // Order: stale components out, new components in, then the sample rows (the
         // commit point: a scan only reports component hits whose sample row exists).
         for chunk in stale.chunks(WRITE_CHUNK) {
-            self.db.delete(COMPONENTS, chunk)?;
+            self.backend.delete(COMPONENTS, chunk)?;
         }
         for chunk in comp_rows.chunks(WRITE_CHUNK) {
-            self.db
+            self.backend
                 .upsert(COMPONENTS, components_batch(chunk, &metas))?;
         }
         for chunk in sample_rows.chunks(WRITE_CHUNK) {
-            self.db.upsert(SAMPLES, samples_batch(chunk))?;
+            self.backend.upsert(SAMPLES, samples_batch(chunk))?;
         }
         Ok(outcomes)
     }
@@ -495,9 +564,9 @@ impl Store {
     /// The stored sample with this key (a SHA-256 in any case, or `sha1:…`, `md5:…`, …).
     pub fn get_sample(&self, key: &str) -> Result<Option<Sample>> {
         let key = normalize_key(key)?;
-        let mut rows = self
-            .db
-            .get(SAMPLES, std::slice::from_ref(&key), &all_sample_fields())?;
+        let mut rows =
+            self.backend
+                .get(SAMPLES, std::slice::from_ref(&key), &all_sample_fields())?;
         Ok(rows.pop().flatten().map(|m| sample_from_row(key, &m)))
     }
 
@@ -511,9 +580,9 @@ impl Store {
             return Ok(false);
         };
         // The sample row goes first: without it no component row is ever reported.
-        self.db.delete(SAMPLES, std::slice::from_ref(&key))?;
+        self.backend.delete(SAMPLES, std::slice::from_ref(&key))?;
         for chunk in s.component_keys.chunks(WRITE_CHUNK) {
-            self.db.delete(COMPONENTS, chunk)?;
+            self.backend.delete(COMPONENTS, chunk)?;
         }
         Ok(true)
     }
@@ -521,23 +590,55 @@ impl Store {
     /// Row counts and engine statistics.
     pub fn stats(&self) -> Result<StoreStats> {
         Ok(StoreStats {
-            location: self.db.location(),
-            samples: self.db.count(SAMPLES)?,
-            components: self.db.count(COMPONENTS)?,
-            engine: self.db.stats(),
+            location: self.backend.location(),
+            samples: self.backend.count(SAMPLES)?,
+            components: self.backend.count(COMPONENTS)?,
+            engine: self.backend.stats(),
         })
     }
 
     /// Flushes memtables into segments (not needed for durability: every acknowledged write
-    /// is already in the fsynced WAL).
+    /// is already in the fsynced WAL; nothing to do on Milvus).
     pub fn flush(&self) -> Result<()> {
-        Ok(self.db.flush()?)
+        self.backend.flush()
     }
 
-    /// Stops background work and flushes (on the writer).
+    /// Stops background work and flushes (on the embedded writer).
     pub fn close(self) -> Result<()> {
-        Ok(self.db.close()?)
+        self.backend.close()
     }
+}
+
+/// True for a `milvus://` address (any build; opening one needs the feature `milvus`).
+pub fn is_milvus_url(location: &str) -> bool {
+    location
+        .get(..MILVUS_SCHEME.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(MILVUS_SCHEME))
+}
+
+#[cfg(feature = "milvus")]
+fn open_milvus(location: &str, read_only: bool) -> Result<Store> {
+    use apksift_milvus::{MilvusEngine, MilvusUrl};
+    let url = MilvusUrl::parse(location)?;
+    let engine = MilvusEngine::connect(&url).map_err(|e| match e {
+        apksift_milvus::Error::Milvus(m) => {
+            Error::Backend(format!("cannot reach Milvus at {url}: {m}"))
+        }
+        e => e.into(),
+    })?;
+    let backend = crate::backend::MilvusBackend::new(engine, read_only);
+    if read_only && !backend.list_collections()?.iter().any(|c| c == SAMPLES) {
+        return Err(Error::NotFound(format!("no apksift store at {url}")));
+    }
+    Store::from_backend(Arc::new(backend))
+}
+
+#[cfg(not(feature = "milvus"))]
+fn open_milvus(location: &str, _read_only: bool) -> Result<Store> {
+    Err(Error::Invalid(format!(
+        "{location}: this apksift was built without Milvus support (cargo feature `milvus`, \
+         e.g. `cargo build --release -p apksift --features milvus`)"
+    )))
 }
 
 fn build_rows(

@@ -1,4 +1,5 @@
-//! Shared helpers: in-memory stores, the corpus location, fingerprint builders.
+//! Shared helpers: test stores (embedded in memory, or Milvus), the corpus location,
+//! fingerprint builders.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use apksift_core::{Fingerprint, FingerprintOptions, Store};
 use rayon::prelude::*;
 
-/// An empty store in memory (no background threads).
+/// An empty embedded store in memory (no background threads).
 pub fn mem_store() -> Store {
     let dir: Arc<dyn apksift_storage::Directory> = Arc::new(apksift_storage::MemDirectory::new());
     let opts = apksift_index::Options {
@@ -15,6 +16,91 @@ pub fn mem_store() -> Store {
         ..apksift_index::Options::default()
     };
     Store::from_database(apksift_index::Database::open_dir(dir, opts).unwrap()).unwrap()
+}
+
+/// A store for one test; derefs to [`Store`]. By default an embedded store in memory. With
+/// `APKSIFT_TEST_STORE=milvus://HOST:PORT/PREFIX` (and the cargo feature `milvus`) a fresh
+/// set of Milvus collections under `PREFIX_<pid>_<test>`, dropped when the test ends (also
+/// on a panic).
+pub struct TestStore {
+    store: Store,
+    #[cfg(feature = "milvus")]
+    milvus: Option<apksift_milvus::MilvusEngine>,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// `APKSIFT_TEST_STORE`, when it names a Milvus server.
+pub fn milvus_base() -> Option<String> {
+    std::env::var("APKSIFT_TEST_STORE")
+        .ok()
+        .filter(|s| apksift_core::is_milvus_url(s))
+}
+
+/// The test store (see [`TestStore`]); `test` names the Milvus collections.
+pub fn store(test: &str) -> TestStore {
+    let Some(base) = milvus_base() else {
+        return TestStore {
+            store: mem_store(),
+            #[cfg(feature = "milvus")]
+            milvus: None,
+        };
+    };
+    milvus_store(&base, test)
+}
+
+#[cfg(not(feature = "milvus"))]
+fn milvus_store(base: &str, _test: &str) -> TestStore {
+    panic!("APKSIFT_TEST_STORE={base} needs the cargo feature: --features milvus")
+}
+
+#[cfg(feature = "milvus")]
+fn milvus_store(base: &str, test: &str) -> TestStore {
+    // milvus://HOST:PORT/PREFIX?OPTIONS -> milvus://HOST:PORT/PREFIX_<pid>_<test>?OPTIONS
+    let (addr, query) = base.split_once('?').unwrap_or((base, ""));
+    let rest = &addr["milvus://".len()..];
+    let (hostport, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = match prefix.trim_matches('/') {
+        "" => "apksift_test",
+        p => p,
+    };
+    let tag: String = test
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(24)
+        .collect();
+    let mut url = format!("milvus://{hostport}/{prefix}_{}_{tag}", std::process::id());
+    if !query.is_empty() {
+        url = format!("{url}?{query}");
+    }
+    let parsed = apksift_milvus::MilvusUrl::parse(&url).unwrap();
+    let engine = apksift_milvus::MilvusEngine::connect(&parsed)
+        .unwrap_or_else(|e| panic!("{url}: {e} (is Milvus running? bash .ci/milvus.sh start)"));
+    for c in engine.list_collections().unwrap() {
+        engine.drop_collection(&c).unwrap();
+    }
+    let store = Store::open_url(&url, apksift_core::StoreOptions::default()).unwrap();
+    assert_eq!(store.backend_kind(), "milvus");
+    TestStore {
+        store,
+        milvus: Some(engine),
+    }
+}
+
+#[cfg(feature = "milvus")]
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        if let Some(e) = &self.milvus {
+            for c in e.list_collections().unwrap_or_default() {
+                let _ = e.drop_collection(&c);
+            }
+        }
+    }
 }
 
 /// `$APKSIFT_TESTDATA` or `<workspace>/../shared/data`, if it exists.

@@ -101,7 +101,7 @@ fn detection_groups_members_match_a_relative() {
             .unwrap_or_default()
     };
     // Everything is stored as malware so that each match shows in the verdict.
-    let store = mem_store();
+    let store = store("detection_groups_members_match_a_relative");
     let items: Vec<_> = corpus
         .iter()
         .map(|(f, fp)| {
@@ -248,7 +248,7 @@ fn detection_benign_apps_against_malware_store() {
         return;
     };
     let corpus = corpus(&dir);
-    let store = mem_store();
+    let store = store("detection_benign_apps_against_malware_store");
     let items: Vec<_> = corpus
         .iter()
         .filter(|(f, _)| f.starts_with("malware/"))

@@ -18,7 +18,7 @@ fn knn_all_digests_exact_top10_recall_is_one() {
         return;
     };
     let csv_path = dir.join("all_digests.csv");
-    let store = mem_store();
+    let store = store("knn_all_digests_exact_top10_recall_is_one");
     let t = std::time::Instant::now();
     let report = store
         .import_digests(

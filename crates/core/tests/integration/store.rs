@@ -52,7 +52,7 @@ fn fp(sha_byte: char, whole: Digest, comps: &[(&str, &str, Digest)]) -> Fingerpr
 
 #[test]
 fn store_reingest_replaces_rows_and_components() {
-    let s = mem_store();
+    let s = store("store_reingest_replaces_rows_and_components");
     let a = fp(
         'a',
         digest(1),
@@ -107,7 +107,7 @@ fn store_reingest_replaces_rows_and_components() {
 
 #[test]
 fn store_verdict_policy() {
-    let s = mem_store();
+    let s = store("store_verdict_policy");
     let mal = fp(
         'a',
         digest(10),
@@ -210,7 +210,7 @@ fn store_verdict_policy() {
 
 #[test]
 fn store_import_keeps_apk_fields_and_search_orders_by_distance_then_key() {
-    let s = mem_store();
+    let s = store("store_import_keeps_apk_fields_and_search_orders_by_distance_then_key");
     let a = fp('a', digest(60), &[("dex", "classes.dex", digest(61))]);
     s.ingest(&a, &SampleMeta::new(Label::Unknown)).unwrap();
     // An import row for the same sha256 updates the label/family, keeps the dex digest and
@@ -282,4 +282,87 @@ fn store_import_keeps_apk_fields_and_search_orders_by_distance_then_key() {
         )
         .unwrap();
     assert_eq!(hits[0].len(), 2);
+}
+
+#[test]
+fn store_open_url_picks_the_backend() {
+    use apksift_core::{Error, Store, StoreOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("db");
+    let dir_s = dir.to_str().unwrap();
+    // A directory that holds no store: nothing to read.
+    assert!(matches!(
+        Store::open_url_read_only(dir_s, StoreOptions::default()),
+        Err(Error::NotFound(_))
+    ));
+    let s = Store::open_url(dir_s, StoreOptions::default()).unwrap();
+    assert_eq!(s.backend_kind(), "embedded");
+    assert!(s.embedded().is_some());
+    s.ingest(&fp('a', digest(80), &[]), &SampleMeta::new(Label::Malware))
+        .unwrap();
+    s.close().unwrap();
+    let r = Store::open_url_read_only(dir_s, StoreOptions::default()).unwrap();
+    assert_eq!(r.stats().unwrap().samples, 1);
+    assert!(matches!(
+        r.ingest(&fp('b', digest(81), &[]), &SampleMeta::new(Label::Malware)),
+        Err(Error::ReadOnly)
+    ));
+    // milvus:// addresses: a clear error without the feature.
+    #[cfg(not(feature = "milvus"))]
+    {
+        let e = Store::open_url("milvus://127.0.0.1:1/x", StoreOptions::default()).unwrap_err();
+        assert!(e.is_client_error());
+        assert!(e.to_string().contains("feature `milvus`"), "{e}");
+    }
+    #[cfg(feature = "milvus")]
+    {
+        // Nothing listens on port 1: a server-side error naming the address.
+        let e = Store::open_url("milvus://127.0.0.1:1/x?timeout=5", StoreOptions::default())
+            .unwrap_err();
+        assert!(matches!(e, Error::Backend(_)), "{e:?}");
+        assert!(e.to_string().contains("milvus://127.0.0.1:1/x"), "{e}");
+        let e = Store::open_url("milvus://127.0.0.1:1/bad-prefix", StoreOptions::default())
+            .unwrap_err();
+        assert!(e.is_client_error(), "{e:?}");
+    }
+}
+
+/// On Milvus (`APKSIFT_TEST_STORE=milvus://…`): a read-only handle sees nothing before the
+/// store exists, then reads another handle's writes (consistency=strong) and refuses writes.
+#[cfg(feature = "milvus")]
+#[test]
+fn store_milvus_read_only_handle() {
+    use apksift_core::{Error, Store, StoreOptions};
+    let Some(_) = milvus_base() else {
+        println!("SKIP: store_milvus_read_only_handle: APKSIFT_TEST_STORE is not milvus://…");
+        return;
+    };
+    let w = store("store_milvus_read_only");
+    let url = w.location();
+    w.ingest(&fp('a', digest(90), &[]), &SampleMeta::new(Label::Malware))
+        .unwrap();
+    let r = Store::open_url_read_only(
+        &format!("{url}?consistency=strong"),
+        StoreOptions::default(),
+    )
+    .unwrap();
+    assert!(r.is_read_only());
+    assert_eq!(r.stats().unwrap().samples, 1);
+    let v = r
+        .scan(&fp('a', digest(90), &[]), &ScanOptions::default())
+        .unwrap();
+    assert_eq!(v.verdict, VerdictKind::Malicious);
+    assert!(matches!(
+        r.ingest(&fp('b', digest(91), &[]), &SampleMeta::new(Label::Malware)),
+        Err(Error::ReadOnly)
+    ));
+    assert!(matches!(
+        r.delete_sample(&"a".repeat(64)),
+        Err(Error::ReadOnly)
+    ));
+    let missing = format!("{url}_none");
+    assert!(matches!(
+        Store::open_url_read_only(&missing, StoreOptions::default()),
+        Err(Error::NotFound(_))
+    ));
 }
