@@ -28,6 +28,7 @@ REV="${REV:-HEAD}"
 WT="${WT:-$HOME/.cache/apksift-bench/wt}"
 BT="${BT:-$HOME/.cache/apksift-bench/target}"
 BIN="$BT/release/apksift-bench"
+export RUST_BACKTRACE=0
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 log() { echo "$(date -u +%H:%M:%S) [load $(cut -d' ' -f1 /proc/loadavg)] $*"; }
 
@@ -77,8 +78,9 @@ for s in $SIZES; do
     log "== $name"
     local rc=0
     "$@" > >(tee "$OUT/$name.log") 2> >(tee "$OUT/$name.err" >&2) || rc=$?
-    printf '{"step": "%s", "seconds": %d, "rc": %d, "load_start": %s, "load_end": %s, "cmd": "%s"}\n' \
-      "$name" $((SECONDS - t0)) "$rc" "$l0" "$(cut -d' ' -f1 /proc/loadavg)" "$(echo "$*" | sed 's/"/\\"/g')" >> "$STEPS"
+    "$PY" -c 'import json, sys; print(json.dumps(dict(step=sys.argv[1], seconds=int(sys.argv[2]), rc=int(sys.argv[3]),
+      load_start=float(sys.argv[4]), load_end=float(sys.argv[5]), cmd=" ".join(sys.argv[6:]))))' \
+      "$name" $((SECONDS - t0)) "$rc" "$l0" "$(cut -d' ' -f1 /proc/loadavg)" "$@" >> "$STEPS"
     return $rc
   }
   {
@@ -174,14 +176,16 @@ for enc, f in (('thermo', tf.thermo_codes), ('raw', tf.raw_codes)):
     # base dir and proxy port (MILVUS_BENCH_PORT; the package picks free ports for the rest),
     # and theirs is never touched.
     { bash "$REPO/.ci/milvus.sh" status || true; } > "$OUT/milvus_ci_status.txt" 2>&1
-    MPORT="${MILVUS_BENCH_PORT:-19631}"
-    if (exec 3<>"/dev/tcp/127.0.0.1/$MPORT") 2>/dev/null; then
-      echo "port $MPORT is taken; set MILVUS_BENCH_PORT" >&2; exit 1
-    fi
+    MPORT="${MILVUS_BENCH_PORT:-19631}"; EPORT="${MILVUS_BENCH_ETCD_PORT:-2479}"
+    for p in "$MPORT" "$EPORT" $((EPORT + 1)); do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        echo "port $p is taken; set MILVUS_BENCH_PORT / MILVUS_BENCH_ETCD_PORT" >&2; exit 1
+      fi
+    done
     MB="$OUT/milvus-base"
     rm -rf "$MB"; mkdir -p "$MB"
-    step milvus timeout -k 60 3600 "$MVENV/bin/python" "$HERE/milvus_peer.py" "$MPORT" "$PEER/bench_milvus.py" \
-      --data "$D" --base "$MB/base" --out "$OUT/milvus.json" || true
+    step milvus timeout -k 60 3600 "$MVENV/bin/python" "$HERE/milvus_peer.py" "$MPORT" "$EPORT" "$MB" \
+      "$PEER/bench_milvus.py" --data "$D" --base "$MB/base" --out "$OUT/milvus.json" || true
     if [ -s "$MB/base/server.pid" ] && kill -0 "$(cat "$MB/base/server.pid")" 2>/dev/null; then
       kill "$(cat "$MB/base/server.pid")"; sleep 5
       kill -9 "$(cat "$MB/base/server.pid")" 2>/dev/null || true
