@@ -496,6 +496,13 @@ impl Segment {
                     match fm.index {
                         IndexSpec::TlshTree { .. } => {
                             let nodes = arr::<Node>(&c, fsec(fi, F_TREE_NODES), None)?;
+                            let positions = if meta.primary_field == Some(fi) {
+                                n
+                            } else {
+                                fm.present as usize
+                            };
+                            tlsh_tree::check_shape(nodes.as_slice(), positions)
+                                .map_err(|e| corrupt(&c, fsec(fi, F_TREE_NODES), &e))?;
                             if meta.primary_field == Some(fi) {
                                 tree = Some(Box::new(TreeData {
                                     nodes,

@@ -418,8 +418,11 @@ fn build_rec(records: &[u8], rows: &mut [u32], start: usize, leaf: usize, seed: 
     for &a in &assign {
         counts[a as usize] += 1;
     }
-    let sizes: Vec<usize> = if counts.contains(&rows.len()) {
-        // Degenerate (identical digests): split by position.
+    // Degenerate (identical digests) or very unbalanced partitions (dense
+    // near-duplicates): split evenly in digest order instead, which keeps the
+    // depth logarithmic.
+    let largest = counts.iter().copied().max().unwrap_or(0);
+    let sizes: Vec<usize> = if largest * 10 > rows.len() * 9 {
         rows.sort_unstable_by_key(|&r| (hdr(rec(records, r)).0, rec(records, r).to_vec()));
         let per = rows.len().div_ceil(b);
         (0..b)
@@ -629,7 +632,7 @@ pub fn search(
         if h + g.body_lower_bound(q, bound - h) > bound {
             continue;
         }
-        visit(nodes, records, q, sink, stats, gi, h, 0);
+        visit(nodes, records, q, sink, stats, gi, h);
     }
 }
 
@@ -649,63 +652,89 @@ fn scan_range(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Depth-first search of the subtree under `root` (whose header bound is
+/// `h`), children in increasing order of bound. An explicit stack, so any
+/// depth works; a child index must be larger than its parent's (breadth-first
+/// layout, checked when a segment is opened), which also rules out cycles.
 fn visit(
     nodes: &[Node],
     records: &[u8],
     q: &TlshQuery,
     sink: &mut dyn TlshSink,
     stats: &mut SearchStats,
-    idx: u32,
+    root: u32,
     h: u32,
-    depth: u32,
 ) {
-    let Some(node) = nodes.get(idx as usize) else {
-        return;
-    };
-    if depth > 64 {
-        return;
-    }
-    if node.is_leaf() {
-        stats.leaves += 1;
-        scan_range(
-            records,
-            q,
-            sink,
-            stats,
-            node.start as usize,
-            node.end as usize,
-        );
-        return;
-    }
-    let f = node.first_child as usize;
-    let mut kids: [(u32, u32); 16] = [(0, 0); 16];
-    let mut nk = 0;
-    let mut extra: Vec<(u32, u32)> = Vec::new();
-    let bound = sink.bound();
-    for ci in f..f + node.nchild as usize {
-        let Some(c) = nodes.get(ci) else { continue };
-        stats.nodes += 1;
+    let mut stack: Vec<(u32, u32)> = vec![(h, root)];
+    let mut kids: Vec<(u32, u32)> = Vec::with_capacity(16);
+    while let Some((lb, idx)) = stack.pop() {
+        if lb > sink.bound() {
+            continue;
+        }
+        let Some(node) = nodes.get(idx as usize) else {
+            continue;
+        };
+        if node.is_leaf() {
+            stats.leaves += 1;
+            scan_range(
+                records,
+                q,
+                sink,
+                stats,
+                node.start as usize,
+                node.end as usize,
+            );
+            continue;
+        }
+        let f = node.first_child as usize;
+        if f <= idx as usize {
+            continue;
+        }
+        let bound = sink.bound();
         let need = bound.saturating_sub(h);
-        let lb = h + c.body_lower_bound(q, need);
-        if lb <= bound {
-            if nk < kids.len() {
-                kids[nk] = (lb, ci as u32);
-                nk += 1;
-            } else {
-                extra.push((lb, ci as u32));
+        kids.clear();
+        for ci in f..f + node.nchild as usize {
+            let Some(c) = nodes.get(ci) else { continue };
+            stats.nodes += 1;
+            let lb = h + c.body_lower_bound(q, need);
+            if lb <= bound {
+                kids.push((lb, ci as u32));
+            }
+        }
+        // Largest bound first on the stack, so the smallest is visited next.
+        kids.sort_unstable_by(|a, b| b.cmp(a));
+        stack.extend_from_slice(&kids);
+    }
+}
+
+/// Checks the shape of a stored tree: children after their parent, inside
+/// the node array, covering sub-ranges of their parent's positions.
+pub fn check_shape(nodes: &[Node], positions: usize) -> Result<(), String> {
+    for (i, n) in nodes.iter().enumerate() {
+        if n.start > n.end || n.end as usize > positions {
+            return Err(format!(
+                "node {i}: range {}..{} outside 0..{positions}",
+                n.start, n.end
+            ));
+        }
+        if n.nchild > 0 {
+            let f = n.first_child as usize;
+            let e = f + n.nchild as usize;
+            if f <= i || e > nodes.len() {
+                return Err(format!(
+                    "node {i}: children {f}..{e} not after it or outside the tree"
+                ));
+            }
+            for c in nodes.get(f..e).unwrap_or(&[]) {
+                if c.start < n.start || c.end > n.end {
+                    return Err(format!(
+                        "node {i}: a child covers positions outside its own"
+                    ));
+                }
             }
         }
     }
-    let mut all: Vec<(u32, u32)> = kids[..nk].to_vec();
-    all.extend(extra);
-    all.sort_unstable();
-    for (lb, ci) in all {
-        if lb > sink.bound() {
-            break;
-        }
-        visit(nodes, records, q, sink, stats, ci, h, depth + 1);
-    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -809,6 +838,111 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn tree_dense_near_duplicates_are_all_found() {
+        // Thousands of digests one bit apart (like the /usr near-duplicate clusters)
+        // plus unrelated ones: the partitions are very unbalanced; every row within
+        // the radius must still be found, at any tree depth.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+        let mut base = [0u8; DIGEST_LEN];
+        rng.fill(&mut base[..]);
+        let mut recs = Vec::new();
+        for i in 0..6000usize {
+            let mut x = base;
+            if i % 3 != 0 {
+                x[3 + (i % 32)] ^= 1 << (i % 8);
+            }
+            if i % 5 == 0 {
+                rng.fill(&mut x[..]);
+            }
+            x[0] = (i % 7) as u8;
+            recs.extend_from_slice(&x);
+        }
+        let n = recs.len() / DIGEST_LEN;
+        for seed in 0..4 {
+            let tree = build(&recs, (0..n as u32).collect(), 8, seed);
+            check_shape(&tree.nodes, n).unwrap();
+            let ordered: Vec<u8> = tree
+                .order
+                .iter()
+                .flat_map(|&r| rec(&recs, r).to_vec())
+                .collect();
+            let q = TlshQuery::new(Digest::from_bytes(base), true);
+            for radius in [0u32, 2, 10, 40] {
+                let mut sink = All {
+                    bound: radius,
+                    hits: Vec::new(),
+                };
+                search(
+                    &tree.nodes,
+                    &ordered,
+                    &q,
+                    &mut sink,
+                    &mut SearchStats::default(),
+                );
+                let want = (0..n as u32)
+                    .filter(|&r| q.distance(rec(&recs, r)) <= radius)
+                    .count();
+                assert_eq!(sink.hits.len(), want, "seed {seed} radius {radius}");
+            }
+        }
+    }
+
+    #[test]
+    fn tree_search_has_no_depth_limit() {
+        // Regression: a depth guard used to cut subtrees deeper than 64 levels,
+        // which silently dropped true neighbours in dense near-duplicate
+        // clusters (found by the benchmark's check against brute force).
+        let depth = 300usize;
+        let rec_bytes: Vec<u8> = (0..depth + 1)
+            .flat_map(|i| {
+                let mut x = [0x55u8; DIGEST_LEN];
+                x[0] = i as u8;
+                x
+            })
+            .collect();
+        let n = depth + 1;
+        let stats = node_stats(&rec_bytes, &(0..n as u32).collect::<Vec<_>>());
+        // A chain: node covering i..n has children [leaf i, node covering i+1..n].
+        let mut root = stats;
+        root.start = 0;
+        root.end = n as u32;
+        let mut arranged = vec![root];
+        let mut slot = 0usize;
+        for i in 0..depth {
+            let first = arranged.len();
+            arranged[slot].first_child = first as u32;
+            arranged[slot].nchild = 2;
+            let mut leaf = stats;
+            (leaf.start, leaf.end, leaf.nchild) = (i as u32, i as u32 + 1, 0);
+            let mut next = stats;
+            (next.start, next.end, next.nchild) = (i as u32 + 1, n as u32, 0);
+            arranged.push(leaf);
+            arranged.push(next);
+            slot = first + 1;
+        }
+        check_shape(&arranged, n).unwrap();
+        let q = TlshQuery::new(Digest::from_bytes([0x55u8; DIGEST_LEN]), true);
+        let mut sink = All {
+            bound: 1,
+            hits: Vec::new(),
+        };
+        visit(
+            &arranged,
+            &rec_bytes,
+            &q,
+            &mut sink,
+            &mut SearchStats::default(),
+            0,
+            0,
+        );
+        assert_eq!(
+            sink.hits.len(),
+            n,
+            "every row of a {depth}-deep chain must be found"
+        );
     }
 
     #[test]
