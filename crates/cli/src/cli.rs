@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 /// apksift: Android malware detection by similarity (SHA-256 + TLSH of APKs and their
-/// components, searched in an embedded store).
+/// components, searched in an embedded store or on Milvus).
 #[derive(Debug, Parser)]
 #[command(name = "apksift", version, about, long_about = None)]
 pub struct Cli {
@@ -13,6 +13,12 @@ pub struct Cli {
     /// ~/.local/share/apksift/db).
     #[arg(long, global = true, env = "APKSIFT_DB", value_name = "DIR")]
     pub db: Option<PathBuf>,
+
+    /// The store: a directory (same as --db) or a Milvus address
+    /// milvus://HOST:PORT/PREFIX[?consistency=session|strong|bounded|eventually&index=bin_flat|bin_ivf_flat&…]
+    /// (needs apksift built with the cargo feature `milvus`). Wins over --db.
+    #[arg(long, global = true, env = "APKSIFT_STORE", value_name = "URL_OR_DIR")]
+    pub store: Option<String>,
 
     /// The subcommand.
     #[command(subcommand)]
@@ -43,6 +49,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Generate two related demo APKs, ingest one as malware and scan the other.
     Demo(DemoArgs),
+    /// Copy a store between a directory and Milvus (either way), then check row counts,
+    /// sample rows and sample searches on both sides (cargo feature `milvus`).
+    Migrate(MigrateArgs),
     /// Run the HTTP service (REST/JSON API under /v1, /metrics, /healthz, /readyz).
     Serve(apksift_server::ServeArgs),
 }
@@ -204,10 +213,34 @@ pub struct BackupArgs {
 /// `apksift demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Where to write the demo APKs (default: `<db>/../demo-apks`).
+    /// Where to write the demo APKs (default: `<db>.demo-apks`; for a Milvus store, a
+    /// directory under the system's temporary directory).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Print the verdict as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `apksift migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Source store: a directory or milvus://HOST:PORT/PREFIX (read only; a Milvus source
+    /// is read with consistency=strong unless the address sets a level).
+    #[arg(long, value_name = "URL_OR_DIR")]
+    pub from: String,
+    /// Destination store: a directory or milvus://HOST:PORT/PREFIX (created when missing;
+    /// rows with the same keys are replaced).
+    #[arg(long, value_name = "URL_OR_DIR")]
+    pub to: String,
+    /// Rows sampled for the checks after the copy: their searches (k = 10, every TLSH
+    /// field) and their sample rows are compared on both sides.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub sample: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }

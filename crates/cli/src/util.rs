@@ -20,19 +20,86 @@ pub fn db_path(db: Option<&Path>) -> Result<PathBuf> {
     Ok(dirs.data_dir().join("db"))
 }
 
+/// Where the store is: a directory (`--db DIR`, `--store DIR`, the default) or a Milvus
+/// address (`--store milvus://…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLoc {
+    /// An embedded store directory.
+    Dir(PathBuf),
+    /// A `milvus://HOST:PORT/PREFIX?…` address.
+    Milvus(String),
+}
+
+impl StoreLoc {
+    /// From `--store` (wins) or `--db`; the per-user directory when neither is given.
+    pub fn resolve(db: Option<&Path>, store: Option<&str>) -> Result<StoreLoc> {
+        Ok(match (store, db) {
+            (Some(s), _) => StoreLoc::parse(s),
+            (None, Some(p)) => match p.to_str() {
+                Some(s) if apksift_core::is_milvus_url(s) => StoreLoc::Milvus(s.to_string()),
+                _ => StoreLoc::Dir(p.to_path_buf()),
+            },
+            (None, None) => StoreLoc::Dir(db_path(None)?),
+        })
+    }
+
+    /// A `milvus://` address or a directory.
+    pub fn parse(s: &str) -> StoreLoc {
+        if apksift_core::is_milvus_url(s) {
+            StoreLoc::Milvus(s.to_string())
+        } else {
+            StoreLoc::Dir(PathBuf::from(s))
+        }
+    }
+
+    /// The directory, or an error naming `command` for a Milvus store.
+    pub fn dir(&self, command: &str) -> Result<&Path> {
+        match self {
+            StoreLoc::Dir(p) => Ok(p),
+            StoreLoc::Milvus(u) => bail!(
+                "`apksift {command}` works on an embedded store directory (--db DIR); {u} is a Milvus store"
+            ),
+        }
+    }
+
+    /// The string [`Store::open_url`] takes.
+    fn url(&self) -> Result<String> {
+        match self {
+            StoreLoc::Milvus(u) => Ok(u.clone()),
+            StoreLoc::Dir(p) => p
+                .to_str()
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("{}: the store path is not valid UTF-8", p.display())),
+        }
+    }
+}
+
+impl std::fmt::Display for StoreLoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreLoc::Dir(p) => write!(f, "{}", p.display()),
+            StoreLoc::Milvus(u) => write!(f, "{}", u.split('?').next().unwrap_or(u)),
+        }
+    }
+}
+
 fn store_exists(p: &Path) -> bool {
     p.join(apksift_index::manifest::MANIFEST).is_file()
 }
 
 /// Opens the store as its writer (creating it).
-pub fn open_writer(db: Option<&Path>) -> Result<Store> {
-    open_writer_with(db, StoreOptions::default())
+pub fn open_writer(loc: &StoreLoc) -> Result<Store> {
+    open_writer_with(loc, StoreOptions::default())
 }
 
 /// Opens the store as its writer with options.
-pub fn open_writer_with(db: Option<&Path>, opts: StoreOptions) -> Result<Store> {
-    let p = db_path(db)?;
-    Store::open(&p, opts).map_err(|e| locked_hint(e, &p))
+pub fn open_writer_with(loc: &StoreLoc, opts: StoreOptions) -> Result<Store> {
+    match loc {
+        StoreLoc::Dir(p) => Store::open(p, opts).map_err(|e| locked_hint(e, p)),
+        StoreLoc::Milvus(_) => {
+            Store::open_url(&loc.url()?, opts).with_context(|| format!("opening the store {loc}"))
+        }
+    }
 }
 
 fn locked_hint(e: apksift_core::Error, p: &Path) -> anyhow::Error {
@@ -47,36 +114,50 @@ fn locked_hint(e: apksift_core::Error, p: &Path) -> anyhow::Error {
     }
 }
 
-/// Opens the store for reading. A store that does not exist yet reads as empty (an
-/// in-memory store), so that `scan` and `search` work on a fresh machine; `None` is
-/// returned in the second slot then.
-pub fn open_reader(db: Option<&Path>) -> Result<(Store, Option<PathBuf>)> {
-    let p = db_path(db)?;
-    if !store_exists(&p) {
-        let dir: Arc<dyn apksift_storage::Directory> =
-            Arc::new(apksift_storage::MemDirectory::new());
-        let opts = apksift_index::Options {
-            background: false,
-            ..apksift_index::Options::default()
-        };
-        let db = apksift_index::Database::open_dir(dir, opts)?;
-        return Ok((Store::from_database(db)?, None));
-    }
-    let store = Store::open_read_only(&p, StoreOptions::default())
-        .with_context(|| format!("opening the store {}", p.display()))?;
-    Ok((store, Some(p)))
+/// An empty store in memory (what a store that does not exist yet reads as).
+fn empty_store() -> Result<Store> {
+    let dir: Arc<dyn apksift_storage::Directory> = Arc::new(apksift_storage::MemDirectory::new());
+    let opts = apksift_index::Options {
+        background: false,
+        ..apksift_index::Options::default()
+    };
+    let db = apksift_index::Database::open_dir(dir, opts)?;
+    Ok(Store::from_database(db)?)
 }
 
-/// Requires an existing store directory (inspect, verify).
-pub fn existing_db(db: Option<&Path>) -> Result<PathBuf> {
-    let p = db_path(db)?;
-    if !store_exists(&p) {
+/// Opens the store for reading. A store that does not exist yet (no directory, or no
+/// collections under the Milvus prefix) reads as empty (an in-memory store), so that `scan`
+/// and `search` work on a fresh machine; the second slot is `false` then.
+pub fn open_reader(loc: &StoreLoc) -> Result<(Store, bool)> {
+    match loc {
+        StoreLoc::Dir(p) => {
+            if !store_exists(p) {
+                return Ok((empty_store()?, false));
+            }
+            let store = Store::open_read_only(p, StoreOptions::default())
+                .with_context(|| format!("opening the store {}", p.display()))?;
+            Ok((store, true))
+        }
+        StoreLoc::Milvus(_) => {
+            match Store::open_url_read_only(&loc.url()?, StoreOptions::default()) {
+                Ok(s) => Ok((s, true)),
+                Err(apksift_core::Error::NotFound(_)) => Ok((empty_store()?, false)),
+                Err(e) => Err(anyhow!(e).context(format!("opening the store {loc}"))),
+            }
+        }
+    }
+}
+
+/// Requires an existing store directory (inspect, verify, backup).
+pub fn existing_db(loc: &StoreLoc, command: &str) -> Result<PathBuf> {
+    let p = loc.dir(command)?;
+    if !store_exists(p) {
         bail!(
             "no apksift store at {} (nothing ingested or imported yet)",
             p.display()
         );
     }
-    Ok(p)
+    Ok(p.to_path_buf())
 }
 
 /// Reads a whole input file with a size cap.

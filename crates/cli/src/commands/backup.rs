@@ -1,17 +1,15 @@
 //! `apksift backup DEST`.
 
-use std::path::Path;
-
 use anyhow::{Context, Result, bail};
 use apksift_storage::FsDirectory;
 
 use super::Status;
 use crate::cli::BackupArgs;
 use crate::output;
-use crate::util;
+use crate::util::{self, StoreLoc};
 
-pub fn run(db: Option<&Path>, a: BackupArgs) -> Result<Status> {
-    util::existing_db(db)?;
+pub fn run(loc: &StoreLoc, a: BackupArgs) -> Result<Status> {
+    util::existing_db(loc, "backup")?;
     if a.dest.exists() {
         if !a.dest.is_dir() {
             bail!("{}: exists and is not a directory", a.dest.display());
@@ -27,7 +25,7 @@ pub fn run(db: Option<&Path>, a: BackupArgs) -> Result<Status> {
             ..apksift_index::Options::default()
         },
     };
-    let store = util::open_writer_with(db, opts)?;
+    let store = util::open_writer_with(loc, opts)?;
     let dest =
         FsDirectory::create_dir_all(&a.dest).with_context(|| a.dest.display().to_string())?;
     let r = store

@@ -2,7 +2,7 @@
 //! synthetic APKs (a "known" sample and a re-signed variant with a small code change),
 //! ingests the first as malware and scans the second.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use apksift_core::{Label, SampleMeta, ScanOptions, ThreatLevel};
@@ -10,7 +10,7 @@ use apksift_core::{Label, SampleMeta, ScanOptions, ThreatLevel};
 use super::Status;
 use crate::cli::DemoArgs;
 use crate::output;
-use crate::util;
+use crate::util::{self, StoreLoc};
 
 /// Deterministic pseudo-random bytes with some structure (xorshift over a small alphabet
 /// mixed with raw bytes), so that TLSH has variety to work with.
@@ -100,20 +100,23 @@ pub fn demo_apks() -> (Vec<u8>, Vec<u8>) {
     (known, variant)
 }
 
-pub fn run(db: Option<&Path>, a: DemoArgs) -> Result<Status> {
-    let dbp = util::db_path(db)?;
-    let out: PathBuf = a.out.clone().unwrap_or_else(|| {
-        let mut s = dbp.clone().into_os_string();
-        s.push(".demo-apks");
-        PathBuf::from(s)
-    });
+pub fn run(loc: &StoreLoc, a: DemoArgs) -> Result<Status> {
+    let out: PathBuf = match (&a.out, loc) {
+        (Some(o), _) => o.clone(),
+        (None, StoreLoc::Dir(dbp)) => {
+            let mut s = dbp.clone().into_os_string();
+            s.push(".demo-apks");
+            PathBuf::from(s)
+        }
+        (None, StoreLoc::Milvus(_)) => std::env::temp_dir().join("apksift-demo-apks"),
+    };
     std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
     let (known, variant) = demo_apks();
     let kp = out.join("known-trojan.apk");
     let vp = out.join("variant-resigned.apk");
     std::fs::write(&kp, &known).with_context(|| kp.display().to_string())?;
     std::fs::write(&vp, &variant).with_context(|| vp.display().to_string())?;
-    let store = util::open_writer(db)?;
+    let store = util::open_writer(loc)?;
     let fp = util::fingerprint_file(&kp, false)?;
     let meta = SampleMeta::new(Label::Malware)
         .family("Demo.Trojan")
@@ -124,7 +127,7 @@ pub fn run(db: Option<&Path>, a: DemoArgs) -> Result<Status> {
         "apksift demo: wrote {} and {}; ingested the first into {} as malware (Demo.Trojan); scanning the second:",
         kp.display(),
         vp.display(),
-        dbp.display()
+        loc
     );
     let fp = util::fingerprint_file(&vp, false)?;
     let mut v = store.scan(&fp, &ScanOptions::default())?;

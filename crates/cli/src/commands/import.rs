@@ -8,9 +8,9 @@ use apksift_core::{ImportFormat, ImportOptions, Label, ThreatLevel};
 use super::Status;
 use crate::cli::ImportArgs;
 use crate::output;
-use crate::util;
+use crate::util::{self, StoreLoc};
 
-pub fn run(db: Option<&Path>, a: ImportArgs) -> Result<Status> {
+pub fn run(loc: &StoreLoc, a: ImportArgs) -> Result<Status> {
     let mut job = apksift_server::push::JobMetrics::new("apksift_import");
     let format: ImportFormat = a.format.parse()?;
     let label: Option<Label> = a.label.as_deref().map(str::parse).transpose()?;
@@ -25,7 +25,7 @@ pub fn run(db: Option<&Path>, a: ImportArgs) -> Result<Status> {
         }
         Box::new(std::fs::File::open(p).with_context(|| a.file.clone())?)
     };
-    let store = util::open_writer(db)?;
+    let store = util::open_writer(loc)?;
     let opts = ImportOptions {
         label,
         threat,

@@ -1,6 +1,6 @@
 //! `apksift ingest`: fingerprint files in parallel and upsert them in batches.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use apksift_core::{Fingerprint, Label, SampleMeta, ThreatLevel};
@@ -10,9 +10,9 @@ use rayon::prelude::*;
 use super::Status;
 use crate::cli::IngestArgs;
 use crate::output;
-use crate::util;
+use crate::util::{self, StoreLoc};
 
-pub fn run(db: Option<&Path>, a: IngestArgs) -> Result<Status> {
+pub fn run(loc: &StoreLoc, a: IngestArgs) -> Result<Status> {
     let mut job = apksift_server::push::JobMetrics::new("apksift_ingest");
     let label: Label = a.label.parse()?;
     let threat: Option<ThreatLevel> = a.threat.as_deref().map(str::parse).transpose()?;
@@ -103,7 +103,7 @@ pub fn run(db: Option<&Path>, a: IngestArgs) -> Result<Status> {
             continue;
         }
         if store.is_none() {
-            store = Some(util::open_writer(db)?);
+            store = Some(util::open_writer(loc)?);
         }
         let Some(st) = store.as_ref() else {
             continue;

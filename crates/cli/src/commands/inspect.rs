@@ -1,7 +1,6 @@
 //! `apksift inspect`: the store's files, read without modifying anything.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::{Context, Result};
 use apksift_storage::FsDirectory;
@@ -9,10 +8,10 @@ use apksift_storage::FsDirectory;
 use super::Status;
 use crate::cli::JsonArgs;
 use crate::output;
-use crate::util;
+use crate::util::{self, StoreLoc};
 
-pub fn run(db: Option<&Path>, a: JsonArgs) -> Result<Status> {
-    let p = util::existing_db(db)?;
+pub fn run(loc: &StoreLoc, a: JsonArgs) -> Result<Status> {
+    let p = util::existing_db(loc, "inspect")?;
     let dir = FsDirectory::open_existing(&p).with_context(|| p.display().to_string())?;
     let r = apksift_index::verify::inspect_dir(&dir).context("inspecting the store")?;
     if a.json {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use crate::cli::{Cli, Command};
+use crate::util::StoreLoc;
 
 mod backup;
 mod demo;
@@ -14,6 +15,7 @@ mod hash;
 mod import;
 mod ingest;
 mod inspect;
+mod migrate;
 mod scan;
 mod search;
 mod serve;
@@ -43,18 +45,24 @@ impl Status {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<Status> {
-    let db = cli.db.as_deref();
+    let loc = || StoreLoc::resolve(cli.db.as_deref(), cli.store.as_deref());
     match cli.command {
         Command::Hash(a) => hash::run(a),
-        Command::Ingest(a) => ingest::run(db, a),
-        Command::Import(a) => import::run(db, a),
-        Command::Scan(a) => scan::run(db, a),
-        Command::Search(a) => search::run(db, a),
-        Command::Stats(a) => stats::run(db, a),
-        Command::Inspect(a) => inspect::run(db, a),
-        Command::Verify(a) => verify::run(db, a),
-        Command::Backup(a) => backup::run(db, a),
-        Command::Demo(a) => demo::run(db, a),
-        Command::Serve(a) => serve::run(db, &a),
+        Command::Ingest(a) => ingest::run(&loc()?, a),
+        Command::Import(a) => import::run(&loc()?, a),
+        Command::Scan(a) => scan::run(&loc()?, a),
+        Command::Search(a) => search::run(&loc()?, a),
+        Command::Stats(a) => stats::run(&loc()?, a),
+        Command::Inspect(a) => inspect::run(&loc()?, a),
+        Command::Verify(a) => verify::run(&loc()?, a),
+        Command::Backup(a) => backup::run(&loc()?, a),
+        Command::Demo(a) => demo::run(&loc()?, a),
+        Command::Migrate(a) => migrate::run(a),
+        Command::Serve(a) => {
+            // TODO(server): `apksift serve` takes a directory; a Milvus store needs
+            // apksift-server to open its state with `Store::open_url`.
+            let dir = loc()?.dir("serve")?.to_path_buf();
+            serve::run(Some(&dir), &a)
+        }
     }
 }

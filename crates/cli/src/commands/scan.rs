@@ -1,7 +1,6 @@
 //! `apksift scan`: a verdict per file.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::Result;
 use apksift_core::{ScanOptions, Verdict, VerdictKind};
@@ -9,9 +8,9 @@ use apksift_core::{ScanOptions, Verdict, VerdictKind};
 use super::Status;
 use crate::cli::ScanArgs;
 use crate::output::{self, short};
-use crate::util;
+use crate::util::{self, StoreLoc};
 
-pub fn run(db: Option<&Path>, a: ScanArgs) -> Result<Status> {
+pub fn run(loc: &StoreLoc, a: ScanArgs) -> Result<Status> {
     let opts = ScanOptions {
         cutoff: a.cutoff,
         k: a.k,
@@ -19,12 +18,9 @@ pub fn run(db: Option<&Path>, a: ScanArgs) -> Result<Status> {
         ..ScanOptions::default()
     };
     let inputs = util::collect_inputs(&a.paths);
-    let (store, location) = util::open_reader(db)?;
-    if location.is_none() {
-        eprintln!(
-            "apksift: note: no store at {} yet: nothing to compare with",
-            util::db_path(db)?.display()
-        );
+    let (store, exists) = util::open_reader(loc)?;
+    if !exists {
+        eprintln!("apksift: note: no store at {loc} yet: nothing to compare with");
     }
     let mut status = Status::Clean;
     for e in &inputs.errors {

@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 use std::io::BufRead;
-use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use apksift_core::{Digest, SearchField, SearchOptions};
@@ -10,9 +9,9 @@ use apksift_core::{Digest, SearchField, SearchOptions};
 use super::Status;
 use crate::cli::SearchArgs;
 use crate::output::{self, short};
-use crate::util;
+use crate::util::{self, StoreLoc};
 
-pub fn run(db: Option<&Path>, a: SearchArgs) -> Result<Status> {
+pub fn run(loc: &StoreLoc, a: SearchArgs) -> Result<Status> {
     let field: SearchField = a.field.parse()?;
     let mut texts: Vec<String> = Vec::new();
     for d in &a.digests {
@@ -48,7 +47,7 @@ pub fn run(db: Option<&Path>, a: SearchArgs) -> Result<Status> {
             bad.join("; ")
         );
     }
-    let (store, _) = util::open_reader(db)?;
+    let (store, _) = util::open_reader(loc)?;
     let opts = SearchOptions {
         k: a.k,
         cutoff: a.cutoff,

@@ -1,22 +1,25 @@
 //! `apksift stats`.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use super::Status;
 use crate::cli::JsonArgs;
 use crate::output;
-use crate::util;
+use crate::util::{self, StoreLoc};
 
-pub fn run(db: Option<&Path>, a: JsonArgs) -> Result<Status> {
-    let (store, location) = util::open_reader(db)?;
+pub fn run(loc: &StoreLoc, a: JsonArgs) -> Result<Status> {
+    let (store, exists) = util::open_reader(loc)?;
     let mut st = store.stats()?;
-    if location.is_none() {
-        st.location = format!("{} (does not exist yet)", util::db_path(db)?.display());
+    if !exists {
+        st.location = format!("{loc} (does not exist yet)");
     }
     if a.json {
         output::json_pretty(&st)?;
+    } else if exists && store.backend_kind() == "milvus" {
+        output::print(&format!(
+            "store:      {} (Milvus)\nsamples:    {}\ncomponents: {}\n",
+            st.location, st.samples, st.components
+        ))?;
     } else {
         output::print(&format!(
             "store:      {}\nsamples:    {}\ncomponents: {}\nsegments:   {} ({} bytes), {} rows in memtables\nwal:        durable LSN {}, manifest generation {}\n",

@@ -1,7 +1,6 @@
 //! `apksift verify`: every checksum and structure.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use anyhow::{Context, Result};
 use apksift_storage::FsDirectory;
@@ -9,10 +8,10 @@ use apksift_storage::FsDirectory;
 use super::Status;
 use crate::cli::JsonArgs;
 use crate::output;
-use crate::util;
+use crate::util::{self, StoreLoc};
 
-pub fn run(db: Option<&Path>, a: JsonArgs) -> Result<Status> {
-    let p = util::existing_db(db)?;
+pub fn run(loc: &StoreLoc, a: JsonArgs) -> Result<Status> {
+    let p = util::existing_db(loc, "verify")?;
     let dir = FsDirectory::open_existing(&p).with_context(|| p.display().to_string())?;
     let r = apksift_index::verify::verify_dir(&dir).context("verifying the store")?;
     if a.json {

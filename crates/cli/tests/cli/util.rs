@@ -29,7 +29,7 @@ impl Run {
 pub fn apksift(db: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_apksift"));
     cmd.arg("--db").arg(db).args(args);
-    cmd.env_remove("APKSIFT_DB");
+    cmd.env_remove("APKSIFT_DB").env_remove("APKSIFT_STORE");
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
     } else {
