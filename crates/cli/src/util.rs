@@ -63,7 +63,7 @@ impl StoreLoc {
     }
 
     /// The string [`Store::open_url`] takes.
-    fn url(&self) -> Result<String> {
+    pub fn url(&self) -> Result<String> {
         match self {
             StoreLoc::Milvus(u) => Ok(u.clone()),
             StoreLoc::Dir(p) => p

@@ -14,12 +14,33 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use apksift_index::{Batch, Database, DbSnapshot, QueryVector, Schema, SearchParams, Value};
+use apksift_index::{
+    Batch, CollectionInfo, Database, DbSnapshot, QueryVector, Schema, SearchParams, Value,
+};
 
 use crate::Result;
 
 /// One row's requested fields, by name.
 pub type Fields = BTreeMap<String, Value>;
+
+/// What a write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    /// Rows written (insert, upsert) or keys that existed and were deleted (delete).
+    pub rows: u64,
+    /// The WAL sequence number of the write on the embedded engine (durable when
+    /// returned); `None` on Milvus.
+    pub lsn: Option<u64>,
+}
+
+impl From<apksift_index::WriteAck> for Written {
+    fn from(a: apksift_index::WriteAck) -> Written {
+        Written {
+            rows: a.rows,
+            lsn: Some(a.lsn),
+        }
+    }
+}
 
 /// The reads a scan or a search makes.
 pub trait View {
@@ -65,10 +86,18 @@ pub trait Backend: View + Send + Sync + std::fmt::Debug {
     fn create_collection(&self, name: &str, schema: Schema) -> Result<bool>;
     /// The schema of a collection.
     fn describe(&self, name: &str) -> Result<Schema>;
+    /// The schema and sizes of a collection (on Milvus: the schema and the row count;
+    /// segment figures are 0).
+    fn info(&self, name: &str) -> Result<CollectionInfo>;
+    /// Drops a collection and its data.
+    fn drop_collection(&self, name: &str) -> Result<()>;
+    /// Inserts rows; fails with [`Error::AlreadyExists`](crate::Error::AlreadyExists) and
+    /// writes nothing when a key is stored already.
+    fn insert(&self, collection: &str, batch: Batch) -> Result<Written>;
     /// Inserts or replaces rows by key.
-    fn upsert(&self, collection: &str, batch: Batch) -> Result<()>;
+    fn upsert(&self, collection: &str, batch: Batch) -> Result<Written>;
     /// Deletes rows by key (missing keys are ignored).
-    fn delete(&self, collection: &str, keys: &[String]) -> Result<()>;
+    fn delete(&self, collection: &str, keys: &[String]) -> Result<Written>;
     /// Exact number of live rows.
     fn count(&self, collection: &str) -> Result<u64>;
     /// The reads of one scan or search: a snapshot on the embedded engine, the engine itself
@@ -81,6 +110,11 @@ pub trait Backend: View + Send + Sync + std::fmt::Debug {
     fn close(&self) -> Result<()>;
     /// Engine statistics (all zero but `read_only` on Milvus).
     fn stats(&self) -> apksift_index::Stats;
+    /// Checks that the engine can serve requests now (embedded: always; Milvus: the
+    /// server answers).
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
     /// The embedded engine, if this is one.
     fn as_database(&self) -> Option<&Database> {
         None
@@ -188,13 +222,20 @@ impl Backend for Database {
     fn describe(&self, name: &str) -> Result<Schema> {
         Ok(Database::describe(self, name)?.schema)
     }
-    fn upsert(&self, collection: &str, batch: Batch) -> Result<()> {
-        Database::upsert(self, collection, batch)?;
-        Ok(())
+    fn info(&self, name: &str) -> Result<CollectionInfo> {
+        Ok(Database::describe(self, name)?)
     }
-    fn delete(&self, collection: &str, keys: &[String]) -> Result<()> {
-        Database::delete(self, collection, keys)?;
-        Ok(())
+    fn drop_collection(&self, name: &str) -> Result<()> {
+        Ok(Database::drop_collection(self, name)?)
+    }
+    fn insert(&self, collection: &str, batch: Batch) -> Result<Written> {
+        Ok(Database::insert(self, collection, batch)?.into())
+    }
+    fn upsert(&self, collection: &str, batch: Batch) -> Result<Written> {
+        Ok(Database::upsert(self, collection, batch)?.into())
+    }
+    fn delete(&self, collection: &str, keys: &[String]) -> Result<Written> {
+        Ok(Database::delete(self, collection, keys)?.into())
     }
     fn count(&self, collection: &str) -> Result<u64> {
         Ok(Database::count(self, collection)?)
@@ -313,13 +354,61 @@ mod milvus {
         fn describe(&self, name: &str) -> Result<Schema> {
             Ok(self.engine.describe(name)?)
         }
-        fn upsert(&self, collection: &str, batch: Batch) -> Result<()> {
-            self.writable()?;
-            Ok(self.engine.upsert(collection, batch)?)
+        fn info(&self, name: &str) -> Result<CollectionInfo> {
+            let schema = self.engine.describe(name)?;
+            let rows = self.engine.count(name)?;
+            Ok(CollectionInfo {
+                name: name.to_string(),
+                id: 0,
+                schema,
+                rows,
+                segments: 0,
+                memtable_rows: 0,
+                segment_bytes: 0,
+            })
         }
-        fn delete(&self, collection: &str, keys: &[String]) -> Result<()> {
+        fn drop_collection(&self, name: &str) -> Result<()> {
             self.writable()?;
-            Ok(self.engine.delete(collection, keys)?)
+            Ok(self.engine.drop_collection(name)?)
+        }
+        fn insert(&self, collection: &str, batch: Batch) -> Result<Written> {
+            self.writable()?;
+            // Milvus has no insert-if-absent: a plain Milvus insert of a stored key adds a
+            // duplicate. Checking the keys first gives the embedded engine's answer for
+            // keys stored before this call; two clients inserting the same new key at the
+            // same moment both succeed and the later one wins (an upsert), never a
+            // duplicate row.
+            let fields: Vec<String> = Vec::new();
+            let got = self.engine.get(collection, &batch.keys, &fields)?;
+            if let Some((k, _)) = batch.keys.iter().zip(&got).find(|(_, r)| r.is_some()) {
+                return Err(Error::AlreadyExists(format!(
+                    "key {k:?} already exists in collection {collection:?} (use upsert to replace)"
+                )));
+            }
+            let rows = batch.keys.len() as u64;
+            self.engine.upsert(collection, batch)?;
+            Ok(Written { rows, lsn: None })
+        }
+        fn upsert(&self, collection: &str, batch: Batch) -> Result<Written> {
+            self.writable()?;
+            let rows = batch.keys.len() as u64;
+            self.engine.upsert(collection, batch)?;
+            Ok(Written { rows, lsn: None })
+        }
+        fn delete(&self, collection: &str, keys: &[String]) -> Result<Written> {
+            self.writable()?;
+            // Milvus's Delete does not say which keys existed; the embedded engine does.
+            let existed = self
+                .engine
+                .get(collection, keys, &[])?
+                .iter()
+                .filter(|r| r.is_some())
+                .count() as u64;
+            self.engine.delete(collection, keys)?;
+            Ok(Written {
+                rows: existed,
+                lsn: None,
+            })
         }
         fn count(&self, collection: &str) -> Result<u64> {
             Ok(self.engine.count(collection)?)
@@ -339,6 +428,10 @@ mod milvus {
                 read_only: self.read_only,
                 ..apksift_index::Stats::default()
             }
+        }
+        fn check(&self) -> Result<()> {
+            self.engine.server_version()?;
+            Ok(())
         }
         fn as_milvus(&self) -> Option<&MilvusEngine> {
             Some(&self.engine)

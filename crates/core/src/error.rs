@@ -16,6 +16,9 @@ pub enum Error {
     /// A sample or collection that does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A collection or key that exists already (a create or an insert).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The store was opened read-only (a replica): writes go to the writer.
     #[error("the store is open read-only; writes go to the single writer")]
     ReadOnly,
@@ -40,6 +43,7 @@ impl From<apksift_index::Error> for Error {
             apksift_index::Error::Invalid(m) => Error::Invalid(m),
             apksift_index::Error::NotFound(m) => Error::NotFound(m),
             apksift_index::Error::ReadOnly => Error::ReadOnly,
+            apksift_index::Error::AlreadyExists(m) => Error::AlreadyExists(m),
             other => Error::Storage(other),
         }
     }
@@ -53,6 +57,7 @@ impl From<apksift_milvus::Error> for Error {
             M::Invalid(m) => Error::Invalid(m),
             M::Unsupported(m) => Error::Invalid(format!("unsupported on Milvus: {m}")),
             M::NotFound(m) => Error::NotFound(m),
+            M::AlreadyExists(m) => Error::AlreadyExists(m),
             M::Incompatible(m) => Error::Incompatible(m),
             M::Index(e) => e.into(),
             other => Error::Backend(other.to_string()),
@@ -67,7 +72,10 @@ impl Error {
 
     /// True when the caller's input was at fault (HTTP 4xx).
     pub fn is_client_error(&self) -> bool {
-        matches!(self, Error::Invalid(_) | Error::NotFound(_))
+        matches!(
+            self,
+            Error::Invalid(_) | Error::NotFound(_) | Error::AlreadyExists(_)
+        )
     }
 }
 

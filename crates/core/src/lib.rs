@@ -84,7 +84,7 @@ pub mod schema;
 mod search;
 mod store;
 
-pub use backend::{Backend, View};
+pub use backend::{Backend, View, Written};
 pub use error::{Error, Result};
 pub use import::{ImportFormat, ImportOptions, ImportReport, RowIssue};
 pub use meta::{Label, SampleMeta, ThreatLevel, normalize_key, normalize_sha256};

@@ -43,7 +43,8 @@ pub struct SearchStats {
 
 struct Inner {
     url: MilvusUrl,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (taken out by `Drop`).
+    rt: Option<tokio::runtime::Runtime>,
     client: Client,
     last_ts: AtomicU64,
     /// Number of deletes acknowledged so far.
@@ -53,6 +54,17 @@ struct Inner {
     /// wait for it: until a later upsert returns a timestamp, Session reads use Strong.
     unstamped_delete: AtomicU64,
     schemas: Mutex<HashMap<String, Schema>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A plain drop of a runtime panics inside an async context (the last clone of an
+        // engine may go away in a server's task); shutting down in the background never
+        // blocks and works anywhere.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// apksift's engine API on a Milvus server. `Clone + Send + Sync`; clones share one
@@ -216,7 +228,7 @@ impl MilvusEngine {
         let e = MilvusEngine {
             inner: Arc::new(Inner {
                 url: url.clone(),
-                rt,
+                rt: Some(rt),
                 client,
                 last_ts: AtomicU64::new(0),
                 deletes: AtomicU64::new(0),
@@ -242,15 +254,18 @@ impl MilvusEngine {
     where
         F::Output: Send,
     {
+        let Some(rt) = self.inner.rt.as_ref() else {
+            unreachable!("the runtime is only taken when the engine is dropped")
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
             // Inside someone else's runtime: block a scoped plain thread instead.
             std::thread::scope(|s| {
-                s.spawn(|| self.inner.rt.block_on(f))
+                s.spawn(|| rt.block_on(f))
                     .join()
                     .unwrap_or_else(|p| std::panic::resume_unwind(p))
             })
         } else {
-            self.inner.rt.block_on(f)
+            rt.block_on(f)
         }
     }
 
@@ -683,27 +698,25 @@ impl MilvusEngine {
         }
         let main = self.main_name(name);
         let n = keys.len();
-        let before = self.inner.deletes.load(Ordering::Acquire);
-        let (ts, del_ts) = self.run(async {
-            let (mut ts, mut del_ts) = (0, None);
+        let (ts, before_main) = self.run(async {
+            let mut ts = 0;
             for (cname, data, n, gone) in code_writes {
                 if let Some(data) = data {
                     ts = ts.max(self.c().upsert(&cname, data, n).await?);
                 }
                 for g in gone.chunks(KEYS_PER_EXPR) {
                     let t = self.c().delete(&cname, key_expr(g)).await?;
-                    del_ts = Some(del_ts.map_or(t, |d: u64| d.min(t)));
+                    self.note_delete(t);
                 }
             }
+            // Every delete acknowledged by now, this upsert's own code deletes included,
+            // has a smaller timestamp than the main-row upsert issued next (Milvus stamps a
+            // request when the proxy receives it), so that upsert's timestamp covers them.
+            let before_main = self.inner.deletes.load(Ordering::Acquire);
             ts = ts.max(self.c().upsert(&main, data, n).await?);
-            Ok::<_, Error>((ts, del_ts))
+            Ok::<_, Error>((ts, before_main))
         })?;
-        if let Some(d) = del_ts {
-            self.note_delete(d);
-        }
-        // Conservative: only deletes acknowledged before this upsert started count as covered
-        // by its timestamp (its own code deletes stay "unstamped" until the next upsert).
-        self.note_write(ts, before);
+        self.note_write(ts, before_main);
         Ok(())
     }
 
@@ -727,8 +740,23 @@ impl MilvusEngine {
         })?;
         if ts != u64::MAX {
             self.note_delete(ts);
+            if ts == 0 {
+                self.stamp_deletes();
+            }
         }
         Ok(())
+    }
+
+    /// Milvus 2.3 answers `Delete` with timestamp 0. A timestamp allocated after the deletes
+    /// were acknowledged is larger than theirs (one timestamp oracle stamps every request),
+    /// so using it as the Session guarantee makes those deletes visible to this engine's
+    /// reads without falling back to Strong reads (which wait for a time tick, ~200 ms).
+    /// Servers without `AllocTimestamp` keep the Strong fallback.
+    fn stamp_deletes(&self) {
+        let seq = self.inner.deletes.load(Ordering::Acquire);
+        if let Ok(t) = self.run(self.c().alloc_timestamp()) {
+            self.note_write(t, seq);
+        }
     }
 
     /// Milvus makes acknowledged writes durable in its log; nothing to do. (Growing

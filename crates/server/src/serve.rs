@@ -300,11 +300,13 @@ fn spawn_chores(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Opens the store in `db_dir` and serves until SIGTERM or ctrl-c.
+/// Opens the store at `location` (a directory, or with the cargo feature `milvus` a
+/// `milvus://…` address) and serves until SIGTERM or ctrl-c.
 /// Builds its own tokio runtime; call it from synchronous `main`.
-pub fn run(db_dir: &Path, args: &ServeArgs) -> Result<(), ServeError> {
+pub fn run(location: &str, args: &ServeArgs) -> Result<(), ServeError> {
     init_logging();
-    let config = args.config(Some(db_dir.to_path_buf()))?;
+    let data_dir = (!apksift_core::is_milvus_url(location)).then(|| PathBuf::from(location));
+    let config = args.config(data_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("apksift-http")
@@ -313,12 +315,12 @@ pub fn run(db_dir: &Path, args: &ServeArgs) -> Result<(), ServeError> {
             context: "cannot start the async runtime".into(),
             source: e,
         })?;
-    rt.block_on(run_async(db_dir, args, config))
+    rt.block_on(run_async(location, args, config))
 }
 
-async fn run_async(db_dir: &Path, args: &ServeArgs, config: Config) -> Result<(), ServeError> {
-    let state = crate::state::open_state(db_dir, args.read_only, config)?;
-    let db = state.db().clone();
+async fn run_async(location: &str, args: &ServeArgs, config: Config) -> Result<(), ServeError> {
+    let state = crate::state::open_state(location, args.read_only, config)?;
+    let db = state.backend().clone();
     let chores = spawn_chores(state.clone());
     let router = crate::app(state.clone());
     let drain = secs("shutdown-timeout", args.shutdown_timeout)?;
@@ -338,7 +340,8 @@ async fn run_async(db_dir: &Path, args: &ServeArgs, config: Config) -> Result<()
     })?;
     tracing::info!(
         listen = %addr,
-        store = %db_dir.display(),
+        store = %state.backend().location(),
+        engine = state.backend().kind(),
         read_only = args.read_only,
         tls = args.tls_cert.is_some(),
         auth = if state.config().keys.is_open() { "off (--no-auth)" } else { "api keys" },

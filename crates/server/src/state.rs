@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use apksift_core::Backend;
 use apksift_index::Database;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -143,14 +144,13 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
-            .field("db", &self.inner.db)
+            .field("store", &self.inner.store.backend().location())
             .finish_non_exhaustive()
     }
 }
 
 struct Inner {
     store: apksift_core::Store,
-    db: Database,
     config: Config,
     metrics: ServiceMetrics,
     scan_slots: Arc<Semaphore>,
@@ -185,7 +185,6 @@ impl AppState {
         let slots = config.limits.max_concurrent_scans.max(1);
         AppState {
             inner: Arc::new(Inner {
-                db: store.database().clone(),
                 store,
                 scan_slots: Arc::new(Semaphore::new(slots)),
                 config,
@@ -214,9 +213,10 @@ impl AppState {
         &self.inner.store
     }
 
-    /// The engine under the sample store (generic collections).
-    pub fn db(&self) -> &Database {
-        &self.inner.db
+    /// The engine under the sample store (generic collections): the embedded
+    /// database or Milvus.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        self.inner.store.backend()
     }
 
     /// The configuration.
@@ -305,8 +305,10 @@ impl AppState {
 
     /// Drains WAL fsync timings into the histogram.
     pub fn drain_fsync(&self) {
-        for ns in self.inner.db.take_fsync_nanos() {
-            self.inner.metrics.wal_fsync.observe(ns as f64 / 1e9);
+        if let Some(db) = self.inner.store.embedded() {
+            for ns in db.take_fsync_nanos() {
+                self.inner.metrics.wal_fsync.observe(ns as f64 / 1e9);
+            }
         }
     }
 
@@ -314,7 +316,7 @@ impl AppState {
     pub fn render_metrics(&self) -> String {
         self.drain_fsync();
         let m = &self.inner.metrics;
-        let st = self.inner.db.stats();
+        let st = self.backend().stats();
         let mut e = Encoder::new();
         e.header(
             "apksift_build_info",
@@ -486,18 +488,19 @@ impl AppState {
     }
 }
 
-/// Opens the sample store in `dir` (as a replica with `read_only`) and builds the state.
+/// Opens the sample store at `location` (a directory, or with the cargo feature `milvus` a
+/// `milvus://HOST:PORT/PREFIX?…` address; as a replica with `read_only`) and builds the state.
 pub fn open_state(
-    dir: &std::path::Path,
+    location: &str,
     read_only: bool,
     config: Config,
 ) -> Result<AppState, crate::serve::ServeError> {
     let opts = apksift_core::StoreOptions::default();
     let store = if read_only {
-        apksift_core::Store::open_read_only(dir, opts)
+        apksift_core::Store::open_url_read_only(location, opts)
     } else {
-        apksift_core::Store::open(dir, opts)
+        apksift_core::Store::open_url(location, opts)
     }
-    .map_err(|e| crate::serve::ServeError::Store(format!("{}: {e}", dir.display())))?;
+    .map_err(|e| crate::serve::ServeError::Store(format!("{location}: {e}")))?;
     Ok(AppState::new(store, config))
 }

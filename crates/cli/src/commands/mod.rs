@@ -58,11 +58,6 @@ pub fn run(cli: Cli) -> Result<Status> {
         Command::Backup(a) => backup::run(&loc()?, a),
         Command::Demo(a) => demo::run(&loc()?, a),
         Command::Migrate(a) => migrate::run(a),
-        Command::Serve(a) => {
-            // TODO(server): `apksift serve` takes a directory; a Milvus store needs
-            // apksift-server to open its state with `Store::open_url`.
-            let dir = loc()?.dir("serve")?.to_path_buf();
-            serve::run(Some(&dir), &a)
-        }
+        Command::Serve(a) => serve::run(&loc()?, &a),
     }
 }

@@ -245,8 +245,9 @@ pub struct WriteRows {
 pub struct WriteResult {
     /// Rows written, or keys that existed and were deleted.
     pub rows: u64,
-    /// Log sequence number of the write (durable when answered).
-    pub lsn: u64,
+    /// Log sequence number of the write (durable when answered); absent on a Milvus store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lsn: Option<u64>,
 }
 
 /// `POST …/delete`.
@@ -458,10 +459,16 @@ pub async fn create(
         .collect::<ApiResult<Vec<_>>>()?;
     let mut schema = Schema::new(req.primary_key.unwrap_or_else(|| "id".into()), fields);
     schema.description = req.description.unwrap_or_default();
-    let db = state.db().clone();
+    let db = state.backend().clone();
     let out = blocking(move || {
-        db.create_collection(&req.name, schema)?;
-        Ok(db.describe(&req.name)?)
+        if !db.create_collection(&req.name, schema)? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("collection {:?} already exists", req.name),
+            ));
+        }
+        Ok(db.info(&req.name)?)
     })
     .await?;
     Ok((StatusCode::CREATED, ApiJson(info(out))))
@@ -471,9 +478,9 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/collections", tag = "collections",
     responses((status = 200, body = CollectionList)), security(("api_key" = ["read"])))]
 pub async fn list(State(state): State<AppState>) -> ApiResult<ApiJson<CollectionList>> {
-    Ok(ApiJson(CollectionList {
-        collections: state.db().list_collections(),
-    }))
+    let db = state.backend().clone();
+    let collections = blocking(move || Ok(db.list_collections()?)).await?;
+    Ok(ApiJson(CollectionList { collections }))
 }
 
 /// Describe a collection.
@@ -485,8 +492,8 @@ pub async fn describe(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<ApiJson<CollectionInfo>> {
-    let db = state.db().clone();
-    let c = blocking(move || Ok(db.describe(&name)?)).await?;
+    let db = state.backend().clone();
+    let c = blocking(move || Ok(db.info(&name)?)).await?;
     Ok(ApiJson(info(c)))
 }
 
@@ -500,7 +507,7 @@ pub async fn drop_collection(
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     check_not_reserved(&name)?;
-    let db = state.db().clone();
+    let db = state.backend().clone();
     blocking(move || Ok(db.drop_collection(&name)?)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -514,7 +521,7 @@ pub async fn count(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<ApiJson<CountResult>> {
-    let db = state.db().clone();
+    let db = state.backend().clone();
     let count = blocking(move || Ok(db.count(&name)?)).await?;
     Ok(ApiJson(CountResult { count }))
 }
@@ -579,10 +586,9 @@ async fn write(
 ) -> ApiResult<ApiJson<WriteResult>> {
     check_not_reserved(&name)?;
     check_batch(&state, req.rows.len(), "rows")?;
-    let db = state.db().clone();
+    let db = state.backend().clone();
     let ack = blocking(move || {
-        let snap = db.snapshot();
-        let schema = snap.collection(&name)?.schema.clone();
+        let schema = db.describe(&name)?;
         let batch = rows_to_batch(&schema, &req.rows, req.encoding)?;
         Ok(if replace {
             db.upsert(&name, batch)?
@@ -645,7 +651,7 @@ pub async fn delete_rows(
 ) -> ApiResult<ApiJson<WriteResult>> {
     check_not_reserved(&name)?;
     check_batch(&state, req.keys.len(), "keys")?;
-    let db = state.db().clone();
+    let db = state.backend().clone();
     let ack = blocking(move || Ok(db.delete(&name, &req.keys)?)).await?;
     state
         .metrics()
@@ -679,15 +685,17 @@ pub async fn get_rows(
     ApiJson(req): ApiJson<GetRows>,
 ) -> ApiResult<ApiJson<GetResult>> {
     check_batch(&state, req.keys.len(), "keys")?;
-    let db = state.db().clone();
+    let db = state.backend().clone();
     let enc = req.encoding;
     let out = blocking(move || {
-        let snap = db.snapshot();
-        let c = snap.collection(&name)?;
-        let fields = req
-            .output_fields
-            .unwrap_or_else(|| c.schema.fields.iter().map(|f| f.name.clone()).collect());
-        let got = c.get(&req.keys, &fields)?;
+        let fields = match req.output_fields {
+            Some(f) => f,
+            None => {
+                let schema = db.describe(&name)?;
+                schema.fields.iter().map(|f| f.name.clone()).collect()
+            }
+        };
+        let got = db.get(&name, &req.keys, &fields)?;
         let mut res = GetResult {
             rows: Vec::new(),
             missing: Vec::new(),
@@ -741,12 +749,11 @@ pub async fn search(
 ) -> ApiResult<ApiJson<SearchResponse>> {
     check_k_nq(&state, req.k, req.vectors.len())?;
     let nq = req.vectors.len() as u64;
-    let db = state.db().clone();
+    let db = state.backend().clone();
     let enc = req.encoding;
     let out = blocking(move || {
-        let snap = db.snapshot();
-        let c = snap.collection(&name)?;
-        let (_, f) = c.schema.field(&req.field)?;
+        let schema = db.describe(&name)?;
+        let (_, f) = schema.field(&req.field)?;
         if !f.ty.is_vector() {
             return Err(ApiError::invalid(format!(
                 "field {:?} is a {} field; search needs a vector field",
@@ -776,7 +783,7 @@ pub async fn search(
             nprobe: req.nprobe,
             brute_force: false,
         };
-        let r = c.search(&req.field, &vectors, &params)?;
+        let r = db.search(&name, &req.field, &vectors, &params)?;
         Ok(SearchResponse {
             results: r
                 .hits
@@ -821,7 +828,7 @@ pub async fn query(
             req.limit
         )));
     }
-    let db = state.db().clone();
+    let db = state.backend().clone();
     let enc = req.encoding;
     let rows = blocking(move || {
         Ok(db.query(

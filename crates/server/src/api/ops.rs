@@ -48,10 +48,13 @@ pub async fn healthz() -> ApiJson<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Ready), (status = 503, body = Ready)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Response> {
-    let db = state.db().clone();
+    let db = state.backend().clone();
     let max = state.config().max_replica_lag.as_secs_f64();
-    let st = blocking(move || Ok(db.stats())).await?;
+    let (st, reachable) = blocking(move || Ok((db.stats(), db.check()))).await?;
     let mut reason = None;
+    if let Err(e) = reachable {
+        reason = Some(format!("the store cannot be reached: {e}"));
+    }
     if st.read_only && st.replica_lag_seconds > max {
         reason = Some(format!(
             "replica lags {:.1} s behind the writer (limit {max} s)",

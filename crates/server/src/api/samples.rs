@@ -43,6 +43,8 @@ impl From<apksift_core::Error> for ApiError {
         match e {
             E::Invalid(m) => ApiError::invalid(m),
             E::NotFound(m) => ApiError::not_found(m),
+            E::AlreadyExists(m) => ApiError::new(StatusCode::CONFLICT, "already_exists", m),
+            E::Storage(e) => e.into(),
             E::ReadOnly => ApiError::new(
                 StatusCode::CONFLICT,
                 "read_only_replica",

@@ -7,6 +7,9 @@ use crate::common::*;
 
 #[tokio::test]
 async fn collections_lifecycle_and_every_operation() {
+    if on_milvus("collections_lifecycle_and_every_operation (binary-vector field)") {
+        return;
+    }
     let t = test_app();
     let r = &t.router;
     make_collection(r).await;
@@ -135,6 +138,9 @@ async fn collections_lifecycle_and_every_operation() {
 
 #[tokio::test]
 async fn collections_errors_name_the_problem() {
+    if on_milvus("collections_errors_name_the_problem (binary-vector field)") {
+        return;
+    }
     let t = test_app();
     let r = &t.router;
     make_collection(r).await;
@@ -360,4 +366,177 @@ async fn collections_errors_name_the_problem() {
     call(r, "PUT", "/v1/collections", Some(ADMIN), None)
         .await
         .expect(405, Some("method_not_allowed"));
+}
+
+/// `T1` with its last body byte replaced by `b` (digests a few TLSH units apart).
+fn t1_variant(b: u8) -> String {
+    format!("{}{b:02X}", &T1[..T1.len() - 2])
+}
+
+/// The operations a TLSH-only collection has on every store (embedded, and Milvus with
+/// `APKSIFT_TEST_STORE=milvus://…`): the same requests and the same answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collections_tlsh_lifecycle_on_any_store() {
+    let t = test_app();
+    let r = &t.router;
+    call(
+        r,
+        "POST",
+        "/v1/collections",
+        Some(ADMIN),
+        Some(json!({
+            "name": "d",
+            "primary_key": "sha256",
+            "fields": [
+                {"name": "t", "type": "tlsh"},
+                {"name": "family", "type": "string"},
+                {"name": "threat", "type": "int"}
+            ]
+        })),
+    )
+    .await
+    .expect(201, None);
+    call(
+        r,
+        "POST",
+        "/v1/collections",
+        Some(ADMIN),
+        Some(json!({
+            "name": "d", "fields": [{"name": "t", "type": "tlsh"}]
+        })),
+    )
+    .await
+    .expect(409, Some("already_exists"));
+    let v = call(r, "GET", "/v1/collections", Some(READ), None)
+        .await
+        .expect(200, None);
+    assert_eq!(v, json!({"collections": ["components", "d", "samples"]}));
+    let d = call(r, "GET", "/v1/collections/d", Some(READ), None)
+        .await
+        .expect(200, None);
+    assert_eq!(d["primary_key"], "sha256");
+    assert_eq!(d["fields"][0]["type"], "tlsh");
+    assert_eq!(d["rows"], 0);
+
+    // rows k0..k9: digest variants 0x00, 0x11, …; k9's family is odd
+    let rows: Vec<_> = (0..10u8)
+        .map(|i| json!({"sha256": format!("k{i}"), "t": t1_variant(i * 0x11), "family": if i % 2 == 0 {"even"} else {"odd"}, "threat": i}))
+        .collect();
+    let w = call(
+        r,
+        "POST",
+        "/v1/collections/d/insert",
+        Some(WRITE),
+        Some(json!({"rows": rows})),
+    )
+    .await
+    .expect(200, None);
+    assert_eq!(w["rows"], 10);
+    // an existing key: 409 and nothing of the batch is stored
+    call(
+        r,
+        "POST",
+        "/v1/collections/d/insert",
+        Some(WRITE),
+        Some(json!({"rows": [{"sha256": "k1", "t": T1}, {"sha256": "new", "t": T1}]})),
+    )
+    .await
+    .expect(409, Some("already_exists"));
+    call(
+        r,
+        "POST",
+        "/v1/collections/d/upsert",
+        Some(WRITE),
+        Some(json!({"rows": [{"sha256": "k1", "t": T1, "family": "odd"}]})),
+    )
+    .await
+    .expect(200, None);
+    let c = call(r, "GET", "/v1/collections/d/count", Some(READ), None)
+        .await
+        .expect(200, None);
+    assert_eq!(c["count"], 10);
+    let g = call(
+        r,
+        "POST",
+        "/v1/collections/d/get",
+        Some(READ),
+        Some(json!({"keys": ["k1", "new"], "output_fields": ["t", "threat"]})),
+    )
+    .await
+    .expect(200, None);
+    assert_eq!(g["rows"][0]["key"], "k1");
+    assert_eq!(g["rows"][0]["fields"]["t"], T1);
+    assert_eq!(g["rows"][0]["fields"]["threat"], serde_json::Value::Null);
+    assert_eq!(g["missing"], json!(["new"]));
+
+    // exact TLSH: k1 holds T1 itself (0); with a filter, only the even rows
+    let s = call(r, "POST", "/v1/collections/d/search", Some(READ),
+        Some(json!({"field": "t", "vectors": [T1.to_lowercase()], "k": 3, "output_fields": ["family"]})))
+        .await
+        .expect(200, None);
+    let hits = s["results"][0]["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 3, "{s}");
+    assert_eq!(hits[0]["key"], "k1");
+    assert_eq!(hits[0]["distance"], 0.0);
+    assert_eq!(hits[0]["fields"]["family"], "odd");
+    let d0 = hits[1]["distance"].as_f64().unwrap();
+    assert!(d0 > 0.0 && d0 <= hits[2]["distance"].as_f64().unwrap());
+    let s = call(r, "POST", "/v1/collections/d/search", Some(READ),
+        Some(json!({"field": "t", "vectors": [T1], "k": 10, "filter": "family == \"even\" and threat >= 4"})))
+        .await
+        .expect(200, None);
+    let keys: Vec<&str> = s["results"][0]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["key"].as_str().unwrap())
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["k4", "k6", "k8"], "{s}");
+    // a bad digest is a 400 that names it
+    call(
+        r,
+        "POST",
+        "/v1/collections/d/search",
+        Some(READ),
+        Some(json!({"field": "t", "vectors": ["T1XYZ"], "k": 3})),
+    )
+    .await
+    .expect(400, Some("invalid_argument"));
+
+    let q = call(
+        r,
+        "POST",
+        "/v1/collections/d/query",
+        Some(READ),
+        Some(
+            json!({"filter": "threat >= 7", "output_fields": ["threat"], "limit": 2, "offset": 1}),
+        ),
+    )
+    .await
+    .expect(200, None);
+    assert_eq!(q["rows"].as_array().unwrap().len(), 2, "{q}");
+    assert_eq!(q["rows"][0]["key"], "k8");
+    assert_eq!(q["rows"][0]["fields"]["threat"], 8);
+
+    let del = call(
+        r,
+        "POST",
+        "/v1/collections/d/delete",
+        Some(WRITE),
+        Some(json!({"keys": ["k1", "k2", "nope"]})),
+    )
+    .await
+    .expect(200, None);
+    assert_eq!(del["rows"], 2);
+    let c = call(r, "GET", "/v1/collections/d/count", Some(READ), None)
+        .await
+        .expect(200, None);
+    assert_eq!(c["count"], 8);
+    let resp = call(r, "DELETE", "/v1/collections/d", Some(ADMIN), None).await;
+    assert_eq!(resp.status.as_u16(), 204, "{}", resp.text());
+    call(r, "GET", "/v1/collections/d", Some(READ), None)
+        .await
+        .expect(404, Some("not_found"));
 }

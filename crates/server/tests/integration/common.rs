@@ -21,6 +21,57 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
 }
 
+/// `APKSIFT_TEST_STORE`, when it names a Milvus server (`bash .ci/milvus.sh start`; the
+/// tests need the cargo feature `milvus`): the service under test then keeps its store in
+/// fresh Milvus collections, dropped when the test ends.
+pub fn milvus_base() -> Option<String> {
+    std::env::var("APKSIFT_TEST_STORE")
+        .ok()
+        .filter(|s| s.starts_with("milvus://"))
+}
+
+/// True when the tests run on Milvus; the few tests of embedded-only features (binary-
+/// vector collections, WAL sequence numbers) print a SKIP line then.
+pub fn on_milvus(test: &str) -> bool {
+    let m = milvus_base().is_some();
+    if m {
+        println!("SKIP: {test}: embedded-store feature, the store is APKSIFT_TEST_STORE (Milvus)");
+    }
+    m
+}
+
+/// Where the test's store lives: the temporary directory, or a fresh prefix on Milvus.
+fn location(dir: &tempfile::TempDir) -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let Some(base) = milvus_base() else {
+        return dir.path().to_str().unwrap().to_string();
+    };
+    let (addr, query) = base.split_once('?').unwrap_or((&base, ""));
+    let rest = &addr["milvus://".len()..];
+    let (hostport, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let prefix = match prefix.trim_matches('/') {
+        "" => "apksift_srv",
+        p => p,
+    };
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut url = format!("milvus://{hostport}/{prefix}_{}_{n}", std::process::id());
+    if !query.is_empty() {
+        url = format!("{url}?{query}");
+    }
+    url
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let b = self.state.backend();
+        if b.kind() == "milvus" {
+            for c in b.list_collections().unwrap_or_default() {
+                let _ = b.drop_collection(&c);
+            }
+        }
+    }
+}
+
 pub fn keys() -> ApiKeys {
     let mut k = ApiKeys::new();
     k.add(Role::Read, READ).unwrap();
@@ -37,7 +88,7 @@ pub fn test_app_with(limits: Limits) -> TestApp {
         data_dir: Some(PathBuf::from(dir.path())),
         ..Config::default()
     };
-    let state = apksift_server::state::open_state(dir.path(), false, config).unwrap();
+    let state = apksift_server::state::open_state(&location(&dir), false, config).unwrap();
     TestApp {
         router: app(state.clone()),
         state,

@@ -92,7 +92,7 @@ async fn real_socket_serves_and_drains_in_flight_on_shutdown() {
         .expect("server stops after draining")
         .unwrap()
         .unwrap();
-    assert_eq!(t.state.db().count("c").unwrap(), 1);
+    assert_eq!(t.state.backend().count("c").unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
