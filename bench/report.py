@@ -254,6 +254,22 @@ def engine_section(runs):
               f"{fnum(npy['p50_ms']) if npy else '-'} | {ratio(npy['p50_ms'], ou['p50_ms']) if npy else '-'} | "
               f"{fnum(ou.get('brute_p50_ms'))} | {load(ou)} |")
     w("")
+    hn = [(r, x) for r in runs for x in r.faiss
+          if x.get("enc") == "thermo" and str(x.get("index", "")).startswith("BinaryHNSW")]
+    if hn:
+        w("For scale, Faiss's approximate graph index on the same thermometer codes and queries (same run; "
+          "R@10 = share of the exact TLSH top-10 among its Hamming top-10, family queries, as in the IVF table), "
+          "beside apksift's exact top-10 within TLSH 100 (R@10 = 100 % by construction, checked above):")
+        w("")
+        w("| N | system | build s | p50 ms | p99 ms | QPS 1 thr | TLSH R@10 | rerank 100 / 1000 | apksift exact p50 / this p50 | load |")
+        w("|---|---|---|---|---|---|---|---|---|---|")
+        for r, x in hn:
+            tk = r.o("tlsh", mode="topk")
+            w(f"| {size_label(r.n)} | Faiss {x['index']} | {fnum(x.get('build_s'))} | {fnum(x.get('p50_ms'))} | "
+              f"{fnum(x.get('p99_ms'))} | {fnum(x.get('qps1_k10'))} | {pctf(x.get('recall10_asis_fam@k10'))} | "
+              f"{pctf(x.get('recall10_rerank_fam@k100'))} / {pctf(x.get('recall10_rerank_fam@k1000'))} | "
+              f"{ratio(tk['p50_ms'], x.get('p50_ms'), 2) if tk else '-'} | {load(x)} |")
+        w("")
 
     # ---- targets
     w("### Targets of issue 3 in these runs")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # apksift's engine against Faiss and embedded Milvus on the same data, in one run.
 #
-#   bash bench/run.sh 1m      # 1M digests: Faiss flat/range/IVF + Milvus + apksift flat/IVF/TLSH/insert/reopen
+#   bash bench/run.sh 1m      # 1M digests: Faiss flat/range/IVF/HNSW + Milvus + apksift flat/IVF/TLSH/insert/reopen
 #   bash bench/run.sh 10m     # 10M digests: Faiss flat/range + apksift flat/TLSH/reopen (no IVF: k-means on 2 cores)
 #   bash bench/run.sh all     # 1m then 10m
 #
@@ -157,6 +157,9 @@ for enc, f in (('thermo', tf.thermo_codes), ('raw', tf.raw_codes)):
   if [ "$s" != 10m ]; then
     if has faiss; then
       step faiss_ivf "$PY" "$PEER/bench_faiss.py" --data "$D" --enc thermo --indexes ivf \
+        --lat-queries $LQ --reps $REPS --out "$FJ" || true
+      # Faiss's graph index on the same codes (approximate Hamming k-NN), for the TLSH table.
+      step faiss_hnsw "$PY" "$PEER/bench_faiss.py" --data "$D" --enc thermo --indexes hnsw \
         --lat-queries $LQ --reps $REPS --out "$FJ" || true
     fi
     if has ours; then
