@@ -126,9 +126,25 @@ enum PartId {
 
 struct Cand {
     dist: f64,
+    /// The key's first 8 bytes, big-endian, zero-padded: ordering by
+    /// (prefix, key) is ordering by key, and most ties of `dist` are
+    /// settled without comparing strings.
+    prefix: u64,
     key: String,
     part: PartId,
     row: u32,
+}
+
+/// First 8 bytes of a key as a big-endian number (zero-padded): for two
+/// keys, `a < b` implies `key_prefix(a) <= key_prefix(b)`.
+#[inline]
+fn key_prefix(key: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let k = key.as_bytes();
+    let n = k.len().min(8);
+    b[..n].copy_from_slice(&k[..n]);
+    // Big-endian: the first byte is the most significant.
+    u64::from_le_bytes(b).swap_bytes()
 }
 
 impl PartialEq for Cand {
@@ -146,6 +162,7 @@ impl Ord for Cand {
     fn cmp(&self, o: &Self) -> Ordering {
         self.dist
             .total_cmp(&o.dist)
+            .then(self.prefix.cmp(&o.prefix))
             .then_with(|| self.key.cmp(&o.key))
     }
 }
@@ -209,7 +226,13 @@ impl Collector {
             return true;
         }
         match self.heap.peek() {
-            Some(w) => d < w.dist || (d == w.dist && key < w.key.as_str()),
+            Some(w) => {
+                d < w.dist
+                    || (d == w.dist && {
+                        let p = key_prefix(key);
+                        p < w.prefix || (p == w.prefix && key < w.key.as_str())
+                    })
+            }
             None => true,
         }
     }
@@ -218,15 +241,22 @@ impl Collector {
         if !self.would_take(dist, key) {
             return;
         }
-        if self.heap.len() >= self.k {
-            self.heap.pop();
-        }
-        self.heap.push(Cand {
+        let c = Cand {
             dist,
+            prefix: key_prefix(key),
             key: key.to_string(),
             part,
             row,
-        });
+        };
+        if self.heap.len() >= self.k {
+            // Replace the worst in place (one sift down instead of a pop
+            // and a push).
+            if let Some(mut worst) = self.heap.peek_mut() {
+                *worst = c;
+            }
+        } else {
+            self.heap.push(c);
+        }
     }
 }
 
@@ -795,12 +825,12 @@ fn search_hamming_batch(
     if w == 0 || qs.iter().any(|q| q.len() != w) {
         return None;
     }
-    // At least two tasks a thread (stealing evens out a busy core), each
-    // a whole number of groups.
+    // About four tasks a thread (stealing evens out a core that another
+    // process slows), each a whole number of groups.
     let threads = rayon::current_num_threads().max(1);
     let task = qs
         .len()
-        .div_ceil(2 * threads)
+        .div_ceil(4 * threads)
         .next_multiple_of(LANES)
         .min(BATCH_TASK_MAX);
     let per: Vec<(Vec<Vec<Hit>>, u64)> = if qs.len() > task {
@@ -1019,4 +1049,41 @@ pub fn query(
             (k, fields)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_prefix_order_agrees_with_key_order() {
+        let keys = [
+            "",
+            "\0",
+            "\0\0",
+            "a",
+            "a\0",
+            "a\0b",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgi",
+            "abcdefg",
+            "b",
+            "é",
+            "zzzzzzzzzz",
+            "\u{7f}",
+            "\u{ff}",
+        ];
+        for a in keys {
+            for b in keys {
+                let (pa, pb) = (key_prefix(a), key_prefix(b));
+                if a < b {
+                    assert!(pa <= pb, "{a:?} {b:?}");
+                }
+                assert_eq!(pa.cmp(&pb).then_with(|| a.cmp(b)), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
 }

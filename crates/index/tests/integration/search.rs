@@ -581,7 +581,16 @@ fn hamming_db(dim: u32, index: IndexSpec, n: usize, seed: u64) -> (Database, Liv
         db.upsert("c", b).unwrap();
     };
     // Keys are not in row order: rows are inserted in a shuffled key order.
-    let mut keys: Vec<String> = (0..n).map(|i| format!("k{i:05}")).collect();
+    // Keys of 2..9 bytes, many sharing their first 8 bytes.
+    let mut keys: Vec<String> = (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("key-{i:05}")
+            } else {
+                format!("k{i}")
+            }
+        })
+        .collect();
     for i in (1..keys.len()).rev() {
         keys.swap(i, rng.random_range(0..=i));
     }
