@@ -6,7 +6,7 @@
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use crate::metric::hamming;
+use crate::simd_binary;
 
 /// Training points per list (the peer benchmark used 32 at 1M).
 pub const TRAIN_PER_LIST: usize = 32;
@@ -24,14 +24,17 @@ pub struct Ivf {
     pub nlist: usize,
 }
 
+/// The first nearest centroid of `v` and its distance (the plain loop:
+/// `if d < best { best = (d, i) }`, through the fast Hamming scan).
 fn nearest(centroids: &[u8], width: usize, v: &[u8]) -> (u32, u32) {
     let mut best = (u32::MAX, 0u32);
-    for (i, c) in centroids.chunks_exact(width).enumerate() {
-        let d = hamming(c, v);
-        if d < best.0 {
-            best = (d, i as u32);
-        }
+    if width == 0 || v.len() != width {
+        return (best.1, best.0);
     }
+    simd_binary::scan(v, centroids, u32::MAX, |i, d| {
+        best = (d, i as u32);
+        d
+    });
     (best.1, best.0)
 }
 
@@ -143,6 +146,33 @@ pub fn lists(assign: &[u32], nlist: usize) -> (Vec<u32>, Vec<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nearest_is_the_first_minimum_of_the_plain_loop() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for w in [1usize, 5, 8, 24, 32, 48, 63, 64, 65, 100, 192, 200, 512] {
+            let mut cents = vec![0u8; 300 * w];
+            rng.fill(&mut cents[..]);
+            // Duplicate centroids, so the first of equal minima must win.
+            let dup = cents[7 * w..8 * w].to_vec();
+            cents[200 * w..201 * w].copy_from_slice(&dup);
+            for t in 0..40 {
+                let mut v = vec![0u8; w];
+                rng.fill(&mut v[..]);
+                if t % 4 == 0 {
+                    v.copy_from_slice(&dup);
+                }
+                let mut want = (u32::MAX, 0u32);
+                for (i, c) in cents.chunks_exact(w).enumerate() {
+                    let d = crate::metric::reference::hamming(c, &v);
+                    if d < want.0 {
+                        want = (d, i as u32);
+                    }
+                }
+                assert_eq!(nearest(&cents, w, &v), (want.1, want.0), "w {w}");
+            }
+        }
+    }
 
     #[test]
     fn ivf_lists_partition_all_rows() {

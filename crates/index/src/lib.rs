@@ -25,6 +25,7 @@ pub mod schema;
 pub mod search;
 pub mod segment;
 mod simd;
+pub mod simd_binary;
 pub mod tlsh_kernel;
 pub mod tlsh_tree;
 pub mod value;

@@ -13,11 +13,12 @@ use crate::deletes::DeleteSet;
 use crate::filter::Filter;
 use crate::memtable::MemView;
 use crate::metric::{
-    Metric, and_or_counts, binary_distance, hamming, jaccard_from_counts, tanimoto_from_jaccard,
+    Metric, and_or_counts, binary_distance, jaccard_from_counts, tanimoto_from_jaccard,
 };
 use crate::rows::{PartRead, VectorSlice};
 use crate::schema::{FieldType, IndexSpec, Schema};
 use crate::segment::Segment;
+use crate::simd_binary::{self, LANES};
 use crate::tlsh_kernel::TlshQuery;
 use crate::tlsh_tree::{self, SearchStats, TlshSink};
 use crate::value::Value;
@@ -125,9 +126,25 @@ enum PartId {
 
 struct Cand {
     dist: f64,
+    /// The key's first 8 bytes, big-endian, zero-padded: ordering by
+    /// (prefix, key) is ordering by key, and most ties of `dist` are
+    /// settled without comparing strings.
+    prefix: u64,
     key: String,
     part: PartId,
     row: u32,
+}
+
+/// First 8 bytes of a key as a big-endian number (zero-padded): for two
+/// keys, `a < b` implies `key_prefix(a) <= key_prefix(b)`.
+#[inline]
+fn key_prefix(key: &str) -> u64 {
+    let mut b = [0u8; 8];
+    let k = key.as_bytes();
+    let n = k.len().min(8);
+    b[..n].copy_from_slice(&k[..n]);
+    // Big-endian: the first byte is the most significant.
+    u64::from_le_bytes(b).swap_bytes()
 }
 
 impl PartialEq for Cand {
@@ -145,6 +162,7 @@ impl Ord for Cand {
     fn cmp(&self, o: &Self) -> Ordering {
         self.dist
             .total_cmp(&o.dist)
+            .then(self.prefix.cmp(&o.prefix))
             .then_with(|| self.key.cmp(&o.key))
     }
 }
@@ -208,7 +226,13 @@ impl Collector {
             return true;
         }
         match self.heap.peek() {
-            Some(w) => d < w.dist || (d == w.dist && key < w.key.as_str()),
+            Some(w) => {
+                d < w.dist
+                    || (d == w.dist && {
+                        let p = key_prefix(key);
+                        p < w.prefix || (p == w.prefix && key < w.key.as_str())
+                    })
+            }
             None => true,
         }
     }
@@ -217,15 +241,22 @@ impl Collector {
         if !self.would_take(dist, key) {
             return;
         }
-        if self.heap.len() >= self.k {
-            self.heap.pop();
-        }
-        self.heap.push(Cand {
+        let c = Cand {
             dist,
+            prefix: key_prefix(key),
             key: key.to_string(),
             part,
             row,
-        });
+        };
+        if self.heap.len() >= self.k {
+            // Replace the worst in place (one sift down instead of a pop
+            // and a push).
+            if let Some(mut worst) = self.heap.peek_mut() {
+                *worst = c;
+            }
+        } else {
+            self.heap.push(c);
+        }
     }
 }
 
@@ -415,6 +446,9 @@ pub fn search(
     plan: &Plan,
     vectors: &[QueryVector],
 ) -> (Vec<Vec<Hit>>, SearchCounters) {
+    if let Some(r) = search_hamming_batch(parts, plan, vectors) {
+        return r;
+    }
     let per: Vec<(Vec<Hit>, SearchCounters)> = if vectors.len() > 1 {
         vectors
             .par_iter()
@@ -544,10 +578,14 @@ fn search_one(parts: &Parts<'_>, plan: &Plan, v: &QueryVector) -> (Vec<Hit>, Sea
             }
         }
     }
+    (hits_of(parts, plan, col), counters)
+}
+
+/// The hits of a collector, sorted by (distance, key), with output fields.
+fn hits_of(parts: &Parts<'_>, plan: &Plan, col: Collector) -> Vec<Hit> {
     let mut c: Vec<Cand> = col.heap.into_vec();
     c.sort();
-    let hits = c
-        .into_iter()
+    c.into_iter()
         .map(|c| {
             let (p, _) = part(parts, c.part);
             let fields = plan
@@ -566,8 +604,7 @@ fn search_one(parts: &Parts<'_>, plan: &Plan, v: &QueryVector) -> (Vec<Hit>, Sea
                 fields,
             }
         })
-        .collect();
-    (hits, counters)
+        .collect()
 }
 
 struct TreeSink<'a> {
@@ -685,39 +722,6 @@ fn offer(
     col.push(d, key, id, row);
 }
 
-#[inline]
-fn word(b: &[u8], i: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(s) = b.get(i * 8..i * 8 + 8) {
-        a.copy_from_slice(s);
-    }
-    u64::from_le_bytes(a)
-}
-
-/// Hamming scan specialised by width in words (the compiler unrolls it).
-fn hamming_scan<const W: usize>(
-    col: &mut Collector,
-    q: &[u8],
-    data: &[u8],
-    mut on: impl FnMut(&mut Collector, usize, u32),
-) {
-    let mut qw = [0u64; W];
-    for (i, x) in qw.iter_mut().enumerate() {
-        *x = word(q, i);
-    }
-    let mut bound = col.bound_u32();
-    for (i, r) in data.chunks_exact(W * 8).enumerate() {
-        let mut d = 0u32;
-        for (j, qx) in qw.iter().enumerate() {
-            d += (qx ^ word(r, j)).count_ones();
-        }
-        if d <= bound {
-            on(col, i, d);
-            bound = col.bound_u32();
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn scan_binary(
     col: &mut Collector,
@@ -739,29 +743,21 @@ fn scan_binary(
         }
     };
     if plan.metric == Metric::Hamming {
-        let mut on = |col: &mut Collector, i: usize, d: u32| {
+        let on = |col: &mut Collector, i: usize, d: u32| {
             let row = row_of(i);
             if row != u32::MAX {
                 offer(col, f64::from(d), p, dels, plan, id, row);
             }
         };
-        match w {
-            8 => hamming_scan::<1>(col, q, vs.data, &mut on),
-            16 => hamming_scan::<2>(col, q, vs.data, &mut on),
-            24 => hamming_scan::<3>(col, q, vs.data, &mut on),
-            32 => hamming_scan::<4>(col, q, vs.data, &mut on),
-            48 => hamming_scan::<6>(col, q, vs.data, &mut on),
-            64 => hamming_scan::<8>(col, q, vs.data, &mut on),
-            128 => hamming_scan::<16>(col, q, vs.data, &mut on),
-            _ => {
-                for (i, r) in vs.data.chunks_exact(w).enumerate() {
-                    let d = hamming(q, r);
-                    if d <= col.bound_u32() {
-                        on(col, i, d);
-                    }
-                }
-            }
+        if w == 0 || q.len() != w {
+            return n;
         }
+        // `d <= bound` as `d < limit`; `bound_u32` is at most u32::MAX - 1.
+        let limit = col.bound_u32() + 1;
+        simd_binary::scan(q, vs.data, limit, |i, d| {
+            on(col, i, d);
+            col.bound_u32() + 1
+        });
         return n;
     }
     for (i, r) in vs.data.chunks_exact(w).enumerate() {
@@ -790,6 +786,129 @@ fn scan_binary(
     n
 }
 
+/// Bytes of rows scanned by every query group of a batch before the next
+/// block (a block stays in L2 while the groups pass over it).
+const BATCH_BLOCK_BYTES: usize = 256 * 1024;
+/// Most queries a batch task scans together (a multiple of `LANES`).
+const BATCH_TASK_MAX: usize = 256;
+
+/// Hamming top-k of a batch whose every segment is scanned in full (FLAT,
+/// or brute force): queries are split into tasks (run in parallel), and a
+/// task reads each block of rows once for groups of `LANES` queries. Every
+/// query still visits rows in the order of `search_one` with its own
+/// collector, so the answers are those of `search_one`. `None` when the
+/// request is not of that kind.
+fn search_hamming_batch(
+    parts: &Parts<'_>,
+    plan: &Plan,
+    vectors: &[QueryVector],
+) -> Option<(Vec<Vec<Hit>>, SearchCounters)> {
+    if vectors.len() < 2 || plan.metric != Metric::Hamming {
+        return None;
+    }
+    let full_scan = |s: &SegView| {
+        plan.params.brute_force
+            || !matches!(plan.index, IndexSpec::IvfFlat { .. })
+            || s.seg.ivf(plan.field).is_none()
+    };
+    if !parts.segments.iter().all(full_scan) {
+        return None;
+    }
+    let qs: Vec<&[u8]> = vectors
+        .iter()
+        .map(|v| match v {
+            QueryVector::Binary(b) => Some(b.as_slice()),
+            QueryVector::Tlsh(_) => None,
+        })
+        .collect::<Option<_>>()?;
+    let w = qs[0].len();
+    if w == 0 || qs.iter().any(|q| q.len() != w) {
+        return None;
+    }
+    // About four tasks a thread (stealing evens out a core that another
+    // process slows), each a whole number of groups.
+    let threads = rayon::current_num_threads().max(1);
+    let task = qs
+        .len()
+        .div_ceil(4 * threads)
+        .next_multiple_of(LANES)
+        .min(BATCH_TASK_MAX);
+    let per: Vec<(Vec<Vec<Hit>>, u64)> = if qs.len() > task {
+        qs.par_chunks(task)
+            .map(|t| hamming_batch_task(parts, plan, t))
+            .collect()
+    } else {
+        vec![hamming_batch_task(parts, plan, &qs)]
+    };
+    let mut total = SearchCounters::default();
+    let mut hits = Vec::with_capacity(qs.len());
+    for (h, rows) in per {
+        total.rows += rows;
+        hits.extend(h);
+    }
+    Some((hits, total))
+}
+
+/// One task of `search_hamming_batch`: hits per query and rows compared.
+fn hamming_batch_task(parts: &Parts<'_>, plan: &Plan, qs: &[&[u8]]) -> (Vec<Vec<Hit>>, u64) {
+    let mut cols: Vec<Collector> = qs.iter().map(|_| collector(plan)).collect();
+    let mut rows = 0u64;
+    for (i, s) in parts.segments.iter().enumerate() {
+        if let Some(vs) = s.seg.vectors(plan.field) {
+            rows +=
+                scan_hamming_group(&mut cols, qs, vs, 0, &*s.seg, &s.dels, plan, PartId::Seg(i));
+        }
+    }
+    for (i, m) in parts.mems.iter().enumerate() {
+        for (base, chunk) in m.chunks() {
+            if let Some(vs) = chunk.vectors(plan.field) {
+                rows +=
+                    scan_hamming_group(&mut cols, qs, vs, base, m, &m.dels, plan, PartId::Mem(i));
+            }
+        }
+    }
+    let hits = cols.into_iter().map(|c| hits_of(parts, plan, c)).collect();
+    (hits, rows)
+}
+
+/// Hamming scan of one part for many queries (`cols[j]` is query `j`'s
+/// collector): block by block of rows, group by group of queries. Returns
+/// the rows compared, summed over queries.
+#[allow(clippy::too_many_arguments)]
+fn scan_hamming_group(
+    cols: &mut [Collector],
+    qs: &[&[u8]],
+    vs: VectorSlice<'_>,
+    base: u32,
+    p: &dyn PartRead,
+    dels: &DeleteSet,
+    plan: &Plan,
+    id: PartId,
+) -> u64 {
+    let w = vs.width;
+    if w == 0 {
+        return 0;
+    }
+    let n = vs.data.len() / w;
+    let block = (BATCH_BLOCK_BYTES / w).max(1);
+    for (bi, data) in vs.data[..n * w].chunks(block * w).enumerate() {
+        let start = base + (bi * block) as u32;
+        for (qg, cg) in qs.chunks(LANES).zip(cols.chunks_mut(LANES)) {
+            let mut limits = [0u32; LANES];
+            for (l, c) in limits.iter_mut().zip(cg.iter()) {
+                // `d <= bound` as `d < limit`; `bound_u32` is at most u32::MAX - 1.
+                *l = c.bound_u32() + 1;
+            }
+            simd_binary::scan_group(qg, data, &mut limits, |l, i, d| {
+                let c = &mut cg[l];
+                offer(c, f64::from(d), p, dels, plan, id, start + i as u32);
+                c.bound_u32() + 1
+            });
+        }
+    }
+    (n * qs.len()) as u64
+}
+
 #[allow(clippy::too_many_arguments)]
 fn scan_ivf(
     col: &mut Collector,
@@ -802,27 +921,32 @@ fn scan_ivf(
     id: PartId,
 ) -> u64 {
     let w = q.len();
-    let cents = &ivf.centroids;
-    let mut cd: Vec<(f64, usize)> = cents
-        .chunks_exact(w)
-        .enumerate()
-        .map(|(i, c)| {
-            (
-                binary_distance(plan.metric, q, c).unwrap_or(f64::INFINITY),
-                i,
-            )
-        })
-        .collect();
-    let np = nprobe.min(cd.len());
-    if np < cd.len() {
-        cd.select_nth_unstable_by(np, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        cd.truncate(np);
-    }
-    cd.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let cents = ivf.centroids.as_slice();
+    let lists = if plan.metric == Metric::Hamming && w > 0 {
+        nearest_lists_hamming(q, cents, nprobe)
+    } else {
+        let mut cd: Vec<(f64, usize)> = cents
+            .chunks_exact(w.max(1))
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    binary_distance(plan.metric, q, c).unwrap_or(f64::INFINITY),
+                    i,
+                )
+            })
+            .collect();
+        let np = nprobe.min(cd.len());
+        if np < cd.len() {
+            cd.select_nth_unstable_by(np, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            cd.truncate(np);
+        }
+        cd.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        cd.into_iter().map(|(_, l)| l).collect()
+    };
     let offs = ivf.offsets.as_slice();
     let order = ivf.order.as_ref().map(|o| o.as_slice());
     let mut n = 0;
-    for (_, l) in cd {
+    for l in lists {
         let (s, e) = (
             offs.get(l).copied().unwrap_or(0) as usize,
             offs.get(l + 1).copied().unwrap_or(0) as usize,
@@ -839,6 +963,46 @@ fn scan_ivf(
         n += scan_binary(col, q, vs, s as u32, sub_order, p, dels, plan, id);
     }
     n
+}
+
+/// The `nprobe` centroids nearest to `q` by Hamming distance, sorted by
+/// (distance, list number), as a sort of all centroids by that order would
+/// give them.
+fn nearest_lists_hamming(q: &[u8], cents: &[u8], nprobe: usize) -> Vec<usize> {
+    let nlist = cents.len() / q.len();
+    let np = nprobe.min(nlist);
+    if np == 0 {
+        return Vec::new();
+    }
+    if np <= 64 {
+        // Sorted (distance, list) of the best so far; a later list at the
+        // worst kept distance sorts after it, so the limit is that distance.
+        let mut best: Vec<(u32, u32)> = Vec::with_capacity(np + 1);
+        simd_binary::scan(q, cents, u32::MAX, |i, d| {
+            let at = best.partition_point(|&(bd, _)| bd <= d);
+            best.insert(at, (d, i as u32));
+            best.truncate(np);
+            if best.len() == np {
+                best[np - 1].0
+            } else {
+                u32::MAX
+            }
+        });
+        return best.into_iter().map(|(_, l)| l as usize).collect();
+    }
+    let mut all: Vec<u64> = Vec::with_capacity(nlist);
+    simd_binary::scan(q, cents, u32::MAX, |i, d| {
+        all.push(u64::from(d) << 32 | i as u64);
+        u32::MAX
+    });
+    if np < all.len() {
+        all.select_nth_unstable(np);
+        all.truncate(np);
+    }
+    all.sort_unstable();
+    all.into_iter()
+        .map(|x| (x & 0xffff_ffff) as usize)
+        .collect()
 }
 
 /// Rows matching a filter (or all rows), sorted by key, for `query`.
@@ -885,4 +1049,41 @@ pub fn query(
             (k, fields)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_prefix_order_agrees_with_key_order() {
+        let keys = [
+            "",
+            "\0",
+            "\0\0",
+            "a",
+            "a\0",
+            "a\0b",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgi",
+            "abcdefg",
+            "b",
+            "é",
+            "zzzzzzzzzz",
+            "\u{7f}",
+            "\u{ff}",
+        ];
+        for a in keys {
+            for b in keys {
+                let (pa, pb) = (key_prefix(a), key_prefix(b));
+                if a < b {
+                    assert!(pa <= pb, "{a:?} {b:?}");
+                }
+                assert_eq!(pa.cmp(&pb).then_with(|| a.cmp(b)), a.cmp(b), "{a:?} {b:?}");
+            }
+        }
+    }
 }

@@ -530,3 +530,226 @@ fn search_rejects_unsupported_parameters_by_name() {
         assert!(e.to_string().contains(needle), "{needle:?} not in {e}");
     }
 }
+
+/// Live rows of `hamming_db`: key → (vector, t).
+type Live = BTreeMap<String, (Vec<u8>, Option<i64>)>;
+
+/// A collection with a binary field `v` (dim bits) and an int `t`: two
+/// segments and a memtable, upserts that move keys between parts, and
+/// deletes in segments and in the memtable.
+fn hamming_db(dim: u32, index: IndexSpec, n: usize, seed: u64) -> (Database, Live) {
+    let (db, _) = mem_db();
+    let schema = Schema::new(
+        "id",
+        vec![
+            FieldSchema::new("v", FieldType::BinaryVector { dim }).with_index(index),
+            FieldSchema::new("t", FieldType::Int),
+        ],
+    );
+    db.create_collection("c", schema).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let w = dim as usize / 8;
+    let centers: Vec<Vec<u8>> = (0..7)
+        .map(|_| (0..w).map(|_| rng.random()).collect())
+        .collect();
+    let mut live = Live::new();
+    let put = |db: &Database, live: &mut Live, keys: Vec<String>, rng: &mut rand::rngs::StdRng| {
+        let mut vs = Vec::new();
+        let mut ts = Vec::new();
+        for k in &keys {
+            // Near a center (ties and small distances), or an exact copy.
+            let mut v = centers[rng.random_range(0..centers.len())].clone();
+            if rng.random_bool(0.8) {
+                for _ in 0..rng.random_range(0..=w.min(12)) {
+                    let j = rng.random_range(0..w);
+                    v[j] ^= 1 << rng.random_range(0..8);
+                }
+            }
+            let t = (!rng.random_bool(0.1)).then(|| rng.random_range(0..5));
+            vs.extend_from_slice(&v);
+            ts.push(t);
+            live.insert(k.clone(), (v, t));
+        }
+        let b = Batch {
+            keys,
+            columns: [
+                ("v".to_string(), Column::Binary(vs)),
+                ("t".to_string(), Column::Int(ts)),
+            ]
+            .into(),
+        };
+        db.upsert("c", b).unwrap();
+    };
+    // Keys are not in row order: rows are inserted in a shuffled key order.
+    // Keys of 2..9 bytes, many sharing their first 8 bytes.
+    let mut keys: Vec<String> = (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("key-{i:05}")
+            } else {
+                format!("k{i}")
+            }
+        })
+        .collect();
+    for i in (1..keys.len()).rev() {
+        keys.swap(i, rng.random_range(0..=i));
+    }
+    let third = n / 3 + 1;
+    for (ci, chunk) in keys.chunks(third).enumerate() {
+        put(&db, &mut live, chunk.to_vec(), &mut rng);
+        if ci < 2 {
+            db.flush().unwrap();
+        }
+    }
+    // Upserts of keys of the segments (the old rows become deleted) and deletes.
+    let again: Vec<String> = keys.iter().step_by(9).cloned().collect();
+    put(&db, &mut live, again, &mut rng);
+    let gone: Vec<String> = keys.iter().skip(3).step_by(7).cloned().collect();
+    db.delete("c", &gone).unwrap();
+    for k in &gone {
+        live.remove(k);
+    }
+    (db, live)
+}
+
+fn hits_of(r: &apksift_index::SearchResult) -> Vec<Vec<(String, f64, Option<i64>)>> {
+    r.hits
+        .iter()
+        .map(|h| {
+            h.iter()
+                .map(|x| {
+                    let t = match x.fields.get("t") {
+                        Some(apksift_index::Value::Int(i)) => Some(*i),
+                        _ => None,
+                    };
+                    (x.key.clone(), x.distance, t)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn search_hamming_batches_equal_single_queries_and_brute_force() {
+    // Widths with and without special cases, odd ones, and long ones.
+    for (dim, n) in [
+        (8u32, 300usize),
+        (24, 300),
+        (40, 300),
+        (64, 500),
+        (136, 300),
+        (256, 500),
+        (384, 500),
+        (520, 300),
+        (1032, 200),
+        (1544, 200),
+        (4104, 100),
+    ] {
+        let index = if dim == 384 {
+            IndexSpec::IvfFlat { nlist: 8 }
+        } else {
+            IndexSpec::Flat
+        };
+        let (db, live) = hamming_db(dim, index, n, u64::from(dim) * 7 + 1);
+        let w = dim as usize / 8;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(u64::from(dim));
+        let vals: Vec<&(Vec<u8>, Option<i64>)> = live.values().collect();
+        let qs: Vec<QueryVector> = (0..70)
+            .map(|i| {
+                let v = if i % 3 == 0 {
+                    (0..w).map(|_| rng.random()).collect()
+                } else {
+                    let mut v = vals[rng.random_range(0..vals.len())].0.clone();
+                    if i % 3 == 2 {
+                        let j = rng.random_range(0..w);
+                        v[j] ^= 0x81;
+                    }
+                    v
+                };
+                QueryVector::Binary(v)
+            })
+            .collect();
+        let pool1 = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        for (k, filter, radius, range_filter, cutoff) in [
+            (1usize, None, None, None, None),
+            (7, None, None, None, None),
+            (10, Some("t < 3"), None, None, None),
+            (50, None, Some(40.0), Some(3.0), None),
+            (33, Some("t is null or t == 4"), None, None, Some(20.0)),
+            (16_384, None, None, None, None),
+        ] {
+            let p = SearchParams {
+                k,
+                filter: filter.map(str::to_string),
+                radius,
+                range_filter,
+                cutoff,
+                output_fields: vec!["t".into()],
+                brute_force: matches!(index, IndexSpec::IvfFlat { .. }),
+                ..SearchParams::default()
+            };
+            let single: Vec<Vec<(String, f64, Option<i64>)>> = qs
+                .iter()
+                .map(|q| {
+                    let r = db.search("c", "v", std::slice::from_ref(q), &p).unwrap();
+                    hits_of(&r).remove(0)
+                })
+                .collect();
+            for (i, q) in qs.iter().enumerate() {
+                let QueryVector::Binary(qb) = q else {
+                    unreachable!()
+                };
+                let (lo, hi, incl) = match (radius, cutoff) {
+                    (Some(r), _) => (range_filter.unwrap_or(f64::NEG_INFINITY), r, false),
+                    (None, Some(c)) => (f64::NEG_INFINITY, c, true),
+                    _ => (f64::NEG_INFINITY, f64::INFINITY, true),
+                };
+                let keep = |t: Option<i64>| match filter {
+                    Some("t < 3") => t.is_some_and(|t| t < 3),
+                    Some(_) => t.is_none_or(|t| t == 4),
+                    None => true,
+                };
+                let data: BTreeMap<String, Vec<u8>> = live
+                    .iter()
+                    .filter(|(_, (_, t))| keep(*t))
+                    .map(|(key, (v, _))| (key.clone(), v.clone()))
+                    .collect();
+                let want = brute(
+                    &data,
+                    |x| Some(f64::from(reference::hamming(qb, x))),
+                    k,
+                    lo,
+                    hi,
+                    incl,
+                );
+                let got: Vec<(String, f64)> =
+                    single[i].iter().map(|x| (x.0.clone(), x.1)).collect();
+                assert_eq!(got, want, "dim {dim} k {k} {filter:?} q{i}");
+            }
+            for nq in [2usize, 9, 70] {
+                let batch = db.search("c", "v", &qs[..nq], &p).unwrap();
+                assert_eq!(hits_of(&batch), single[..nq], "dim {dim} k {k} nq {nq}");
+                let one = pool1.install(|| db.search("c", "v", &qs[..nq], &p).unwrap());
+                assert_eq!(
+                    hits_of(&one),
+                    single[..nq],
+                    "dim {dim} k {k} nq {nq} 1 thread"
+                );
+                let rows = batch.counters.rows;
+                let each: u64 = qs[..nq]
+                    .iter()
+                    .map(|q| {
+                        db.search("c", "v", std::slice::from_ref(q), &p)
+                            .unwrap()
+                            .counters
+                            .rows
+                    })
+                    .sum();
+                assert_eq!(rows, each, "dim {dim} rows compared");
+            }
+        }
+    }
+}
