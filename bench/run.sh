@@ -171,7 +171,11 @@ for enc, f in (('thermo', tf.thermo_codes), ('raw', tf.raw_codes)):
   fi
   if has insert && [ "$s" = 1m ]; then
     rm -rf "$OUT/insert-store"
-    step apksift_insert "$BIN" insert --db "$OUT/insert-store" --n 3000000 --dim 192 --batch 50000 --out "$AJ" || true
+    for T in 1 2; do
+      rm -rf "$OUT/insert-store"
+      step apksift_insert_t$T "$BIN" insert --db "$OUT/insert-store" --n 3000000 --dim 192 --batch 50000 \
+        --threads $T --out "$AJ" || true
+    done
     rm -rf "$OUT/insert-store"
   fi
   if has milvus && [ "$s" = 1m ]; then
