@@ -345,8 +345,9 @@ const MAX_FANOUT: usize = 4096;
 /// parts under the root:
 ///
 /// * the family part: components of at least [`MIN_COMPONENT`] digests,
-///   grouped by their median L-value, then by their median Q byte; a
-///   component larger than a leaf is split like the header part below;
+///   grouped by their L-value range, then Q1 range, then Q2 range (so a
+///   group's header bound is that of each of its components); a component
+///   larger than a leaf is split like the header part below;
 /// * the header part: the other digests, split by exact L-value, then exact Q
 ///   byte (exact header bounds: an L-value 2 apart already costs 24), then by
 ///   k-medians on the body down to leaves.
@@ -493,8 +494,8 @@ fn find_components(records: &[u8], rows: &[u32], seed: u64) -> Vec<u32> {
 }
 
 /// The family part: `comp[row]` names the component of every row. Levels:
-/// the components' median L, their median Q byte, the components
-/// (subdivided by [`build_header_level`] when larger than a leaf).
+/// the components' L range, Q1 range, Q2 range, the components (subdivided
+/// by [`build_header_level`] when larger than a leaf).
 fn build_components(
     records: &[u8],
     rows: &mut [u32],
@@ -513,13 +514,27 @@ fn build_components(
         runs.push((i, i + len));
         i += len;
     }
-    // Sort key of a row: median L, median Q byte, then the component.
+    // Sort key of a row: its component's L range, Q1 range, Q2 range, then
+    // the component; a group of components sharing ranges has the same
+    // header bound as each of them.
     let keys: Vec<u64> = runs
         .par_iter()
         .enumerate()
         .map(|(ci, &(a, b))| {
-            let c = median_center(records, rows.get(a..b).unwrap_or(&[]));
-            (u64::from(c.l) << 48) | (u64::from((c.q1 << 4) | c.q2) << 40) | ci as u64
+            let (mut l, mut q1, mut q2) = ((255u8, 0u8), (15u8, 0u8), (15u8, 0u8));
+            for &r in rows.get(a..b).unwrap_or(&[]) {
+                let (x, y, z) = hdr(rec(records, r));
+                l = (l.0.min(x), l.1.max(x));
+                q1 = (q1.0.min(y), q1.1.max(y));
+                q2 = (q2.0.min(z), q2.1.max(z));
+            }
+            let hk = (u64::from(l.0) << 24)
+                | (u64::from(l.1) << 16)
+                | (u64::from(q1.0) << 12)
+                | (u64::from(q1.1) << 8)
+                | (u64::from(q2.0) << 4)
+                | u64::from(q2.1);
+            (hk << 32) | ci as u64
         })
         .collect();
     let mut rk: Vec<(u64, u32)> = Vec::with_capacity(rows.len());
@@ -545,7 +560,7 @@ fn build_keyed(
     leaf: usize,
     seed: u64,
 ) -> Tmp {
-    if level >= 3 {
+    if level >= 4 {
         if rows.len() <= leaf {
             let mut node = node_stats(records, rows);
             node.start = start as u32;
@@ -564,6 +579,7 @@ fn build_keyed(
         match level {
             0 => k >> 48,
             1 => k >> 40,
+            2 => k >> 32,
             _ => k,
         }
     };
