@@ -591,6 +591,10 @@ fn build_keyed(
         lens.push(len);
         i += len;
     }
+    if lens.len() == 1 {
+        // One group: no node of its own (its bounds would be its child's).
+        return build_keyed(records, rows, key, start, level + 1, leaf, seed);
+    }
     let mut next = level + 1;
     if lens.len() > MAX_FANOUT {
         // Too many components in one header group: group consecutive ones
@@ -644,9 +648,6 @@ fn build_header_level(
     if level >= 2 {
         return build_rec(records, rows, start, leaf, seed);
     }
-    let mut node = node_stats(records, rows);
-    node.start = start as u32;
-    node.end = (start + rows.len()) as u32;
     let key = |r: u32| -> u8 {
         let x = rec(records, r);
         match level {
@@ -655,13 +656,30 @@ fn build_header_level(
         }
     };
     rows.sort_by_key(|&r| key(r));
-    let mut parts: Vec<(usize, &mut [u32])> = Vec::new();
+    let mut lens: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let k0 = key(rows[i]);
+        let len = rows[i..]
+            .iter()
+            .take_while(|&&r| key(r) == k0)
+            .count()
+            .max(1);
+        lens.push(len);
+        i += len;
+    }
+    if lens.len() <= 1 {
+        // One header value: no node of its own (its bounds would be its child's).
+        return build_header_level(records, rows, start, level + 1, leaf, seed);
+    }
+    let mut node = node_stats(records, rows);
+    node.start = start as u32;
+    node.end = (start + rows.len()) as u32;
+    let mut parts: Vec<(usize, &mut [u32])> = Vec::with_capacity(lens.len());
     let mut rest = rows;
     let mut at = start;
-    while !rest.is_empty() {
-        let k0 = key(rest[0]);
-        let len = rest.iter().take_while(|&&r| key(r) == k0).count();
-        let (head, tail) = rest.split_at_mut(len);
+    for len in lens {
+        let (head, tail) = rest.split_at_mut(len.min(rest.len()));
         parts.push((at, head));
         at += len;
         rest = tail;
