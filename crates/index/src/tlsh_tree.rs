@@ -335,6 +335,8 @@ const LSH_WINDOW: usize = 4;
 const LINK_L1: u32 = 48;
 /// Most children of one node in the family part (more are grouped).
 const MAX_FANOUT: usize = 4096;
+/// Cache lines prefetched for a queued node (its first children or digests).
+const PREFETCH_LINES: usize = 4;
 
 /// Builds a tree over `rows` (ids into `records`, 35 bytes per row).
 ///
@@ -1001,6 +1003,15 @@ fn search_from(
             let clb = (hc + body).max(lb);
             if clb <= bound {
                 heap.push(Reverse((clb, (f + i) as u32)));
+                // Start fetching what expanding the child will read.
+                if c.is_leaf() {
+                    let at = c.start as usize * DIGEST_LEN;
+                    if let Some(b) = records.get(at..) {
+                        crate::simd::prefetch(b, PREFETCH_LINES);
+                    }
+                } else if let Some(g) = nodes.get(c.first_child as usize..) {
+                    crate::simd::prefetch(bytemuck::cast_slice(g), PREFETCH_LINES);
+                }
             }
         }
     }
