@@ -41,6 +41,13 @@ pub struct TlshQuery {
     q2: u8,
     /// near[d][v]: buckets whose query value is at distance d from v (128 bits).
     near: [[[u64; 2]; 4]; 3],
+    /// L cost by linear L-value (0 without length), Q cost by Q1 / Q2 ratio.
+    lc_lin: [u16; 256],
+    q1c: [u16; 16],
+    q2c: [u16; 16],
+    /// Body and lane masks as bytes (for the SIMD kernels).
+    body_b: [u8; 32],
+    s_b: [u8; 32],
 }
 
 impl std::fmt::Debug for TlshQuery {
@@ -82,7 +89,32 @@ impl TlshQuery {
                 }
             }
         }
+        let mut lc_lin = [0u16; 256];
+        for (x, c) in lc_lin.iter_mut().enumerate() {
+            *c = if with_len {
+                l_cost(l, x as u8) as u16
+            } else {
+                0
+            };
+        }
+        let mut q1c = [0u16; 16];
+        let mut q2c = [0u16; 16];
+        for x in 0..16u8 {
+            q1c[x as usize] = q_cost(q1, x) as u16;
+            q2c[x as usize] = q_cost(q2, x) as u16;
+        }
+        let mut body_b = [0u8; 32];
+        let mut s_b = [0u8; 32];
+        for i in 0..4 {
+            body_b[i * 8..i * 8 + 8].copy_from_slice(&body[i].to_le_bytes());
+            s_b[i * 8..i * 8 + 8].copy_from_slice(&s[i].to_le_bytes());
+        }
         TlshQuery {
+            lc_lin,
+            q1c,
+            q2c,
+            body_b,
+            s_b,
             near,
             digest,
             with_len,
@@ -109,13 +141,28 @@ impl TlshQuery {
 
     /// The query body and its lane masks as bytes (record order), for the SIMD kernel.
     pub fn body_bytes_and_s(&self) -> ([u8; 32], [u8; 32]) {
-        let mut b = [0u8; 32];
-        let mut s = [0u8; 32];
-        for i in 0..4 {
-            b[i * 8..i * 8 + 8].copy_from_slice(&self.body[i].to_le_bytes());
-            s[i * 8..i * 8 + 8].copy_from_slice(&self.s[i].to_le_bytes());
+        (self.body_b, self.s_b)
+    }
+
+    /// [`TlshQuery::header_lower_bound`] by table look-ups (same value).
+    #[inline]
+    pub fn header_range_bound(&self, l: (u8, u8), q1: (u8, u8), q2: (u8, u8)) -> u32 {
+        #[inline]
+        fn rc(t: &[u16], q: u8, (lo, hi): (u8, u8)) -> u32 {
+            if lo <= q && q <= hi {
+                0
+            } else {
+                let a = t.get(lo as usize).copied().unwrap_or(0);
+                let b = t.get(hi as usize).copied().unwrap_or(0);
+                u32::from(a.min(b))
+            }
         }
-        (b, s)
+        let lb = if self.with_len {
+            rc(&self.lc_lin, self.l, l)
+        } else {
+            0
+        };
+        lb + rc(&self.q1c, self.q1, q1) + rc(&self.q2c, self.q2, q2)
     }
 
     /// Offers to `sink` (as position `base + i`) every 35-byte record `i` of
@@ -414,6 +461,7 @@ mod tests {
             for len in [true, false] {
                 let tq = TlshQuery::new(q, len);
                 let lb = tq.header_lower_bound(lr, q1, q2);
+                assert_eq!(tq.header_range_bound(lr, q1, q2), lb);
                 for x in &xs {
                     let h = q.header_distance(x, len)
                         - u32::from(q.checksum_byte() != x.checksum_byte());

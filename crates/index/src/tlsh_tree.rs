@@ -324,11 +324,78 @@ struct Tmp {
     children: Vec<Tmp>,
 }
 
+/// Components of at least this many digests get a node of their own in the
+/// family part of the tree; smaller ones go to the header part.
+const MIN_COMPONENT: usize = 4;
+/// Hash tables of the component search, buckets compared per table, sorted
+/// neighbours compared per digest, and the body L1 that links two digests.
+const LSH_TABLES: usize = 20;
+const LSH_BUCKETS: usize = 8;
+const LSH_WINDOW: usize = 4;
+const LINK_L1: u32 = 48;
+/// Most children of one node in the family part (more are grouped).
+const MAX_FANOUT: usize = 4096;
+/// Cache lines prefetched for a queued node (its first children or digests).
+const PREFETCH_LINES: usize = 4;
+
 /// Builds a tree over `rows` (ids into `records`, 35 bytes per row).
+///
+/// Near-identical digests (a family of variants of one file) are first
+/// grouped into components ([`find_components`]): a component is a tight
+/// ball in body space, so its ball bound prunes it whole for a query that is
+/// not one of its variants, whatever the query's header. The tree has two
+/// parts under the root:
+///
+/// * the family part: components of at least [`MIN_COMPONENT`] digests,
+///   grouped by their L-value range, then Q1 range, then Q2 range (so a
+///   group's header bound is that of each of its components); a component
+///   larger than a leaf is split like the header part below;
+/// * the header part: the other digests, split by exact L-value, then exact Q
+///   byte (exact header bounds: an L-value 2 apart already costs 24), then by
+///   k-medians on the body down to leaves.
+///
+/// How digests are grouped only affects speed: every node stores bounds of
+/// its own members, so search stays exact for any grouping.
 pub fn build(records: &[u8], mut rows: Vec<u32>, leaf_size: usize, seed: u64) -> Tree {
     let leaf_size = leaf_size.max(2);
     let n = rows.len();
-    let root = build_header_level(records, &mut rows, 0, 0, leaf_size, seed);
+    let comp = find_components(records, &rows, seed);
+    let mut size = vec![0u32; n];
+    for &r in &rows {
+        if let Some(&c) = comp.get(r as usize)
+            && let Some(s) = size.get_mut(c as usize)
+        {
+            *s += 1;
+        }
+    }
+    let in_family = |r: u32| -> bool {
+        comp.get(r as usize)
+            .and_then(|&c| size.get(c as usize))
+            .is_some_and(|&s| s as usize >= MIN_COMPONENT)
+    };
+    // Family part first (stable, so the header part keeps its input order).
+    rows.sort_by_key(|&r| !in_family(r));
+    let nfam = rows.iter().take_while(|&&r| in_family(r)).count();
+    let root = if nfam == 0 || nfam == n {
+        if nfam == 0 {
+            build_header_level(records, &mut rows, 0, 0, leaf_size, seed)
+        } else {
+            build_components(records, &mut rows, &comp, 0, leaf_size, seed)
+        }
+    } else {
+        let mut node = node_stats(records, &rows);
+        node.start = 0;
+        node.end = n as u32;
+        let (fam, rest) = rows.split_at_mut(nfam);
+        let (a, b) = rayon::join(
+            || build_components(records, fam, &comp, 0, leaf_size, seed),
+            || build_header_level(records, rest, nfam, 0, leaf_size, seed ^ 0x9e37),
+        );
+        Tmp {
+            node,
+            children: vec![a, b],
+        }
+    };
     // Flatten breadth-first.
     let mut nodes = Vec::with_capacity(2 * n / leaf_size + 1);
     let mut queue = std::collections::VecDeque::new();
@@ -348,6 +415,227 @@ pub fn build(records: &[u8], mut rows: Vec<u32>, leaf_size: usize, seed: u64) ->
     Tree { order: rows, nodes }
 }
 
+fn uf_find(p: &mut [u32], mut x: u32) -> u32 {
+    while let Some(&px) = p.get(x as usize) {
+        if px == x {
+            break;
+        }
+        let g = p.get(px as usize).copied().unwrap_or(px);
+        p[x as usize] = g;
+        x = g;
+    }
+    x
+}
+
+/// Groups near-identical digests: single linkage on body L1 (at most
+/// [`LINK_L1`]) over candidate pairs from [`LSH_TABLES`] sorted orders, each
+/// sorting the digests by the values of 32 random buckets and comparing every
+/// digest with its [`LSH_WINDOW`] predecessors that agree on the first
+/// [`LSH_BUCKETS`] of them. Returns the component (an index into `rows`) of
+/// every row id; `u32::MAX` for ids not in `rows`.
+fn find_components(records: &[u8], rows: &[u32], seed: u64) -> Vec<u32> {
+    let n = rows.len();
+    let maxid = rows.iter().copied().max().map_or(0, |m| m as usize + 1);
+    let mut comp = vec![u32::MAX; maxid];
+    if n == 0 {
+        return comp;
+    }
+    let bodies: Vec<[u64; 4]> = rows
+        .par_iter()
+        .map(|&r| record_body_words(rec(records, r)))
+        .collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x1f2e_3d4c);
+    let mut parent: Vec<u32> = (0..n as u32).collect();
+    let shift = 64 - 2 * LSH_BUCKETS as u32;
+    for _ in 0..LSH_TABLES {
+        let picks: Vec<usize> = (0..32).map(|_| rng.random_range(0..128)).collect();
+        let mut keyed: Vec<(u64, u32)> = bodies
+            .par_iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let mut k = 0u64;
+                for &b in &picks {
+                    k = (k << 2) | u64::from(lane(w, b));
+                }
+                (k, i as u32)
+            })
+            .collect();
+        keyed.par_sort_unstable();
+        // Bodies in sorted order, so the window comparisons read memory in order.
+        let sorted: Vec<[u64; 4]> = keyed
+            .par_iter()
+            .map(|&(_, i)| bodies.get(i as usize).copied().unwrap_or_default())
+            .collect();
+        let (keyed, sorted) = (&keyed, &sorted);
+        let pairs: Vec<(u32, u32)> = (1..n)
+            .into_par_iter()
+            .flat_map_iter(|j| {
+                let (k, a) = keyed[j];
+                let wa = sorted[j];
+                (j.saturating_sub(LSH_WINDOW)..j).filter_map(move |i| {
+                    let (ki, b) = keyed[i];
+                    ((ki >> shift) == (k >> shift) && body_l1(&wa, &sorted[i]) <= LINK_L1)
+                        .then_some((a, b))
+                })
+            })
+            .collect();
+        for (a, b) in pairs {
+            let (ra, rb) = (uf_find(&mut parent, a), uf_find(&mut parent, b));
+            if ra != rb {
+                parent[ra.max(rb) as usize] = ra.min(rb);
+            }
+        }
+    }
+    for (i, &r) in rows.iter().enumerate() {
+        let c = uf_find(&mut parent, i as u32);
+        if let Some(x) = comp.get_mut(r as usize) {
+            *x = c;
+        }
+    }
+    comp
+}
+
+/// The family part: `comp[row]` names the component of every row. Levels:
+/// the components' L range, Q1 range, Q2 range, the components (subdivided
+/// by [`build_header_level`] when larger than a leaf).
+fn build_components(
+    records: &[u8],
+    rows: &mut [u32],
+    comp: &[u32],
+    start: usize,
+    leaf: usize,
+    seed: u64,
+) -> Tmp {
+    let cid = |r: u32| comp.get(r as usize).copied().unwrap_or(u32::MAX);
+    rows.par_sort_unstable_by_key(|&r| (cid(r), r));
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let c = cid(rows[i]);
+        let len = rows[i..].iter().take_while(|&&r| cid(r) == c).count();
+        runs.push((i, i + len));
+        i += len;
+    }
+    // Sort key of a row: its component's L range, Q1 range, Q2 range, then
+    // the component; a group of components sharing ranges has the same
+    // header bound as each of them.
+    let keys: Vec<u64> = runs
+        .par_iter()
+        .enumerate()
+        .map(|(ci, &(a, b))| {
+            let (mut l, mut q1, mut q2) = ((255u8, 0u8), (15u8, 0u8), (15u8, 0u8));
+            for &r in rows.get(a..b).unwrap_or(&[]) {
+                let (x, y, z) = hdr(rec(records, r));
+                l = (l.0.min(x), l.1.max(x));
+                q1 = (q1.0.min(y), q1.1.max(y));
+                q2 = (q2.0.min(z), q2.1.max(z));
+            }
+            let hk = (u64::from(l.0) << 24)
+                | (u64::from(l.1) << 16)
+                | (u64::from(q1.0) << 12)
+                | (u64::from(q1.1) << 8)
+                | (u64::from(q2.0) << 4)
+                | u64::from(q2.1);
+            (hk << 32) | ci as u64
+        })
+        .collect();
+    let mut rk: Vec<(u64, u32)> = Vec::with_capacity(rows.len());
+    for (&(a, b), &k) in runs.iter().zip(&keys) {
+        for &r in rows.get(a..b).unwrap_or(&[]) {
+            rk.push((k, r));
+        }
+    }
+    rk.par_sort_unstable();
+    for (d, (_, r)) in rows.iter_mut().zip(&rk) {
+        *d = *r;
+    }
+    let key: Vec<u64> = rk.iter().map(|x| x.0).collect();
+    build_keyed(records, rows, &key, start, 0, leaf, seed)
+}
+
+fn build_keyed(
+    records: &[u8],
+    rows: &mut [u32],
+    key: &[u64],
+    start: usize,
+    level: u8,
+    leaf: usize,
+    seed: u64,
+) -> Tmp {
+    if level >= 4 {
+        if rows.len() <= leaf {
+            let mut node = node_stats(records, rows);
+            node.start = start as u32;
+            node.end = (start + rows.len()) as u32;
+            return Tmp {
+                node,
+                children: Vec::new(),
+            };
+        }
+        return build_header_level(records, rows, start, 0, leaf, seed);
+    }
+    let mut node = node_stats(records, rows);
+    node.start = start as u32;
+    node.end = (start + rows.len()) as u32;
+    let kf = |k: u64| -> u64 {
+        match level {
+            0 => k >> 48,
+            1 => k >> 40,
+            2 => k >> 32,
+            _ => k,
+        }
+    };
+    let mut lens: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < key.len() {
+        let k0 = kf(key[i]);
+        let len = key[i..].iter().take_while(|&&k| kf(k) == k0).count().max(1);
+        lens.push(len);
+        i += len;
+    }
+    if lens.len() == 1 {
+        // One group: no node of its own (its bounds would be its child's).
+        return build_keyed(records, rows, key, start, level + 1, leaf, seed);
+    }
+    let mut next = level + 1;
+    if lens.len() > MAX_FANOUT {
+        // Too many components in one header group: group consecutive ones
+        // under intermediate nodes (same level, fewer components each).
+        let per = lens.len().div_ceil(BRANCHING);
+        lens = lens.chunks(per).map(|c| c.iter().sum()).collect();
+        next = level;
+    }
+    let mut parts: Vec<(usize, &mut [u32], &[u64])> = Vec::with_capacity(lens.len());
+    let mut rest = rows;
+    let mut krest = key;
+    let mut at = start;
+    for len in lens {
+        let len = len.min(rest.len()).min(krest.len());
+        let (head, tail) = rest.split_at_mut(len);
+        let (kh, kt) = krest.split_at(len);
+        parts.push((at, head, kh));
+        at += len;
+        rest = tail;
+        krest = kt;
+    }
+    let children: Vec<Tmp> = parts
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, (st, p, k))| {
+            build_keyed(
+                records,
+                p,
+                k,
+                st,
+                next,
+                leaf,
+                seed.wrapping_mul(131).wrapping_add(i as u64 + 1),
+            )
+        })
+        .collect();
+    Tmp { node, children }
+}
+
 /// The top two levels split by exact header values: level 0 by L-value,
 /// level 1 by the Q byte (Q1, Q2). Their header bounds are then exact, which
 /// is what prunes most: an L-value 2 apart already costs 24.
@@ -362,9 +650,6 @@ fn build_header_level(
     if level >= 2 {
         return build_rec(records, rows, start, leaf, seed);
     }
-    let mut node = node_stats(records, rows);
-    node.start = start as u32;
-    node.end = (start + rows.len()) as u32;
     let key = |r: u32| -> u8 {
         let x = rec(records, r);
         match level {
@@ -373,13 +658,30 @@ fn build_header_level(
         }
     };
     rows.sort_by_key(|&r| key(r));
-    let mut parts: Vec<(usize, &mut [u32])> = Vec::new();
+    let mut lens: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let k0 = key(rows[i]);
+        let len = rows[i..]
+            .iter()
+            .take_while(|&&r| key(r) == k0)
+            .count()
+            .max(1);
+        lens.push(len);
+        i += len;
+    }
+    if lens.len() <= 1 {
+        // One header value: no node of its own (its bounds would be its child's).
+        return build_header_level(records, rows, start, level + 1, leaf, seed);
+    }
+    let mut node = node_stats(records, rows);
+    node.start = start as u32;
+    node.end = (start + rows.len()) as u32;
+    let mut parts: Vec<(usize, &mut [u32])> = Vec::with_capacity(lens.len());
     let mut rest = rows;
     let mut at = start;
-    while !rest.is_empty() {
-        let k0 = key(rest[0]);
-        let len = rest.iter().take_while(|&&r| key(r) == k0).count();
-        let (head, tail) = rest.split_at_mut(len);
+    for len in lens {
+        let (head, tail) = rest.split_at_mut(len.min(rest.len()));
         parts.push((at, head));
         at += len;
         rest = tail;
@@ -570,13 +872,13 @@ pub struct SearchStats {
 /// Searches a tree. `records` holds the digests in leaf order (35 bytes per
 /// position); the sink receives positions.
 ///
-/// The first two levels under the root are visited breadth-first and their
-/// header bounds collected; the nodes below them (one per exact L-value and
-/// Q byte when built by [`build`]) are then searched in increasing order of
-/// header bound, depth-first with body bounds, so the closest header group
-/// tightens the threshold before the others are looked at. Every pruning
-/// step compares a valid lower bound with the current threshold using `>`,
-/// whatever the shape of the tree.
+/// Best-first: nodes wait in a priority queue by lower bound, the smallest
+/// is expanded next (a leaf is scanned, an inner node's children get their
+/// bounds, computed together with the SIMD kernel), and the search stops
+/// when the smallest pending bound exceeds the sink's threshold, which only
+/// ever decreases. So the most promising leaf tightens the threshold first,
+/// and every pruning compares a valid lower bound with the threshold using
+/// `>`, whatever the shape of the tree.
 pub fn search(
     nodes: &[Node],
     records: &[u8],
@@ -586,54 +888,16 @@ pub fn search(
 ) {
     let Some(root) = nodes.first() else { return };
     stats.nodes += 1;
-    if root.header_lower_bound(q) > sink.bound() {
+    let bound = sink.bound();
+    let h = root.header_lower_bound(q);
+    if h > bound {
         return;
     }
-    // Collect header groups (depth 2) with their header bounds.
-    let mut groups: Vec<(u32, u32)> = Vec::new();
-    let mut frontier: Vec<u32> = vec![0];
-    for _depth in 0..2 {
-        let mut next = Vec::new();
-        for &i in &frontier {
-            let Some(n) = nodes.get(i as usize) else {
-                continue;
-            };
-            if n.is_leaf() {
-                groups.push((n.header_lower_bound(q), i));
-                continue;
-            }
-            let f = n.first_child as usize;
-            for ci in f..f + n.nchild as usize {
-                if let Some(c) = nodes.get(ci) {
-                    stats.nodes += 1;
-                    if c.header_lower_bound(q) <= sink.bound() {
-                        next.push(ci as u32);
-                    }
-                }
-            }
-        }
-        frontier = next;
+    let lb = h + root.body_lower_bound(q, bound - h);
+    if lb > bound {
+        return;
     }
-    for &i in &frontier {
-        if let Some(n) = nodes.get(i as usize) {
-            groups.push((n.header_lower_bound(q), i));
-        }
-    }
-    groups.sort_unstable();
-    for (h, gi) in groups {
-        let bound = sink.bound();
-        if h > bound {
-            break;
-        }
-        let Some(g) = nodes.get(gi as usize) else {
-            continue;
-        };
-        stats.nodes += 1;
-        if h + g.body_lower_bound(q, bound - h) > bound {
-            continue;
-        }
-        visit(nodes, records, q, sink, stats, gi, h);
-    }
+    search_from(nodes, records, q, sink, stats, 0, lb);
 }
 
 /// Exact distances of positions `s..e`.
@@ -652,24 +916,31 @@ fn scan_range(
     }
 }
 
-/// Depth-first search of the subtree under `root` (whose header bound is
-/// `h`), children in increasing order of bound. An explicit stack, so any
-/// depth works; a child index must be larger than its parent's (breadth-first
-/// layout, checked when a segment is opened), which also rules out cycles.
-fn visit(
+/// Best-first search of the subtree under `root`, whose members are known
+/// to be at least `lb` away. A child index must be larger than its
+/// parent's (breadth-first layout, checked when a segment is opened), which
+/// rules out cycles; no depth limit.
+fn search_from(
     nodes: &[Node],
     records: &[u8],
     q: &TlshQuery,
     sink: &mut dyn TlshSink,
     stats: &mut SearchStats,
     root: u32,
-    h: u32,
+    lb: u32,
 ) {
-    let mut stack: Vec<(u32, u32)> = vec![(h, root)];
-    let mut kids: Vec<(u32, u32)> = Vec::with_capacity(16);
-    while let Some((lb, idx)) = stack.pop() {
-        if lb > sink.bound() {
-            continue;
+    use std::cmp::Reverse;
+    let mut heap: std::collections::BinaryHeap<Reverse<(u32, u32)>> =
+        std::collections::BinaryHeap::new();
+    heap.push(Reverse((lb, root)));
+    let (qb, qs) = q.body_bytes_and_s();
+    let mut cost: Vec<u16> = Vec::new();
+    let mut l1: Vec<u16> = Vec::new();
+    while let Some(Reverse((lb, idx))) = heap.pop() {
+        let bound = sink.bound();
+        if lb > bound {
+            // Every pending bound is at least `lb`.
+            break;
         }
         let Some(node) = nodes.get(idx as usize) else {
             continue;
@@ -687,23 +958,62 @@ fn visit(
             continue;
         }
         let f = node.first_child as usize;
+        let nc = node.nchild as usize;
         if f <= idx as usize {
             continue;
         }
-        let bound = sink.bound();
-        let need = bound.saturating_sub(h);
-        kids.clear();
-        for ci in f..f + node.nchild as usize {
-            let Some(c) = nodes.get(ci) else { continue };
-            stats.nodes += 1;
-            let lb = h + c.body_lower_bound(q, need);
-            if lb <= bound {
-                kids.push((lb, ci as u32));
+        let Some(children) = nodes.get(f..f + nc) else {
+            continue;
+        };
+        stats.nodes += nc as u64;
+        if cost.len() < nc {
+            cost.resize(nc, 0);
+            l1.resize(nc, 0);
+        }
+        let (cost, l1) = (&mut cost[..nc], &mut l1[..nc]);
+        let simd = crate::simd::center_costs(
+            &qb,
+            &qs,
+            bytemuck::cast_slice(children),
+            NODE_BYTES,
+            cost,
+            l1,
+        );
+        for (i, c) in children.iter().enumerate() {
+            let hc = q.header_range_bound((c.lmin, c.lmax), (c.q1min, c.q1max), (c.q2min, c.q2max));
+            if hc > bound {
+                continue;
+            }
+            let (d1, far) = match (simd, cost.get(i), l1.get(i)) {
+                (true, Some(&cc), Some(&dd)) => {
+                    let (cc, dd) = (u32::from(cc), u32::from(dd));
+                    (dd, cc.saturating_sub(dd) / 3)
+                }
+                _ => q.body_l1_and_far(&record_body_words(&c.center)),
+            };
+            let ball = d1.saturating_sub(u32::from(c.radius))
+                + 3 * far.saturating_sub(u32::from(c.rlanes));
+            let need = bound - hc;
+            let body = if ball > need {
+                ball
+            } else {
+                ball.max(q.value_set_lower_bound(&c.planes))
+            };
+            // A child's members are the parent's: the parent's bound holds too.
+            let clb = (hc + body).max(lb);
+            if clb <= bound {
+                heap.push(Reverse((clb, (f + i) as u32)));
+                // Start fetching what expanding the child will read.
+                if c.is_leaf() {
+                    let at = c.start as usize * DIGEST_LEN;
+                    if let Some(b) = records.get(at..) {
+                        crate::simd::prefetch(b, PREFETCH_LINES);
+                    }
+                } else if let Some(g) = nodes.get(c.first_child as usize..) {
+                    crate::simd::prefetch(bytemuck::cast_slice(g), PREFETCH_LINES);
+                }
             }
         }
-        // Largest bound first on the stack, so the smallest is visited next.
-        kids.sort_unstable_by(|a, b| b.cmp(a));
-        stack.extend_from_slice(&kids);
     }
 }
 
@@ -929,7 +1239,7 @@ mod tests {
             bound: 1,
             hits: Vec::new(),
         };
-        visit(
+        search_from(
             &arranged,
             &rec_bytes,
             &q,
@@ -943,6 +1253,173 @@ mod tests {
             n,
             "every row of a {depth}-deep chain must be found"
         );
+    }
+
+    /// Keeps the k smallest (distance, position), ties by position, like the engine.
+    struct TopK {
+        k: usize,
+        cutoff: u32,
+        hits: Vec<(u32, u32)>,
+    }
+    impl TlshSink for TopK {
+        fn bound(&self) -> u32 {
+            if self.hits.len() >= self.k {
+                self.hits
+                    .last()
+                    .map_or(self.cutoff, |h| h.0.min(self.cutoff))
+            } else {
+                self.cutoff
+            }
+        }
+        fn offer(&mut self, pos: u32, dist: u32) {
+            let e = (dist, pos);
+            let at = self.hits.partition_point(|h| *h < e);
+            self.hits.insert(at, e);
+            self.hits.truncate(self.k);
+        }
+    }
+
+    fn ordered_records(tree: &Tree, recs: &[u8]) -> Vec<u8> {
+        tree.order
+            .iter()
+            .flat_map(|&r| rec(recs, r).to_vec())
+            .collect()
+    }
+
+    fn check_topk(tree: &Tree, recs: &[u8], queries: &[[u8; DIGEST_LEN]], what: &str) {
+        let ordered = ordered_records(tree, recs);
+        let n = tree.order.len();
+        for (qi, qrec) in queries.iter().enumerate() {
+            for len in [true, false] {
+                let q = TlshQuery::new(Digest::from_bytes(*qrec), len);
+                for (k, cutoff) in [(1usize, 100u32), (10, 100), (10, 1000), (200, 60)] {
+                    let mut sink = TopK {
+                        k,
+                        cutoff,
+                        hits: Vec::new(),
+                    };
+                    search(
+                        &tree.nodes,
+                        &ordered,
+                        &q,
+                        &mut sink,
+                        &mut SearchStats::default(),
+                    );
+                    let mut want: Vec<(u32, u32)> = (0..n)
+                        .filter_map(|p| {
+                            let d = q.distance(&ordered[p * DIGEST_LEN..(p + 1) * DIGEST_LEN]);
+                            (d <= cutoff).then_some((d, p as u32))
+                        })
+                        .collect();
+                    want.sort_unstable();
+                    want.truncate(k);
+                    assert_eq!(
+                        sink.hits, want,
+                        "{what}: query {qi} len {len} k {k} cutoff {cutoff}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn tree_topk_equals_brute_force_on_families_and_dense_clusters() {
+        // Families of variable size (components of the family part), a dense
+        // cluster of 1500 near-duplicates (a component split further) and
+        // unrelated digests (the header part).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(77);
+        let mut recs = family_records(6000, 3);
+        let mut base = [0u8; DIGEST_LEN];
+        rng.fill(&mut base[..]);
+        for i in 0..1500usize {
+            let mut x = base;
+            x[3 + rng.random_range(0..32)] ^= 1 << rng.random_range(0..8);
+            if i % 4 == 0 {
+                x[3 + rng.random_range(0..32)] ^= 3 << (2 * rng.random_range(0..4));
+            }
+            x[0] = rng.random();
+            x[2] = if i % 3 == 0 { x[2] ^ 0x10 } else { x[2] };
+            recs.extend_from_slice(&x);
+        }
+        for _ in 0..1000 {
+            let mut x = [0u8; DIGEST_LEN];
+            rng.fill(&mut x[..]);
+            recs.extend_from_slice(&x);
+        }
+        let n = recs.len() / DIGEST_LEN;
+        let mut queries = Vec::new();
+        for qi in 0..40 {
+            let mut x = [0u8; DIGEST_LEN];
+            if qi % 4 == 3 {
+                rng.fill(&mut x[..]);
+            } else {
+                x.copy_from_slice(rec(&recs, rng.random_range(0..n as u32)));
+                for _ in 0..rng.random_range(0..6) {
+                    x[rng.random_range(1..DIGEST_LEN)] ^= 1 << rng.random_range(0..8);
+                }
+            }
+            queries.push(x);
+        }
+        queries.push(base);
+        for (leaf, seed) in [(8usize, 1u64), (32, 2)] {
+            let tree = build(&recs, (0..n as u32).collect(), leaf, seed);
+            check_shape(&tree.nodes, n).unwrap();
+            let mut sorted = tree.order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..n as u32).collect::<Vec<_>>());
+            check_topk(&tree, &recs, &queries, &format!("leaf {leaf}"));
+        }
+    }
+
+    #[test]
+    fn tree_groups_components_sharing_one_header() {
+        // More components with one median header than one node may have as
+        // children: they are grouped under intermediate nodes.
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let groups = MAX_FANOUT + 500;
+        let mut recs = Vec::with_capacity(groups * 4 * DIGEST_LEN);
+        for _ in 0..groups {
+            let mut x = [0u8; DIGEST_LEN];
+            rng.fill(&mut x[..]);
+            (x[1], x[2]) = (0x31, 0x44);
+            for j in 0..4 {
+                let mut y = x;
+                y[3 + j] ^= 1;
+                recs.extend_from_slice(&y);
+            }
+        }
+        let n = recs.len() / DIGEST_LEN;
+        let tree = build(&recs, (0..n as u32).collect(), 16, 9);
+        check_shape(&tree.nodes, n).unwrap();
+        assert!(tree.nodes.iter().all(|x| x.nchild as usize <= MAX_FANOUT));
+        let queries: Vec<[u8; DIGEST_LEN]> = (0..6)
+            .map(|i| {
+                let mut x = [0u8; DIGEST_LEN];
+                x.copy_from_slice(rec(&recs, (i * 2777 % n) as u32));
+                x[10] ^= 4;
+                x
+            })
+            .collect();
+        check_topk(&tree, &recs, &queries, "one header");
+    }
+
+    #[test]
+    fn components_link_near_duplicates_only() {
+        let recs = family_records(2000, 11);
+        let rows: Vec<u32> = (0..2000).collect();
+        let comp = find_components(&recs, &rows, 1);
+        let mut linked = 0;
+        for a in 0..2000u32 {
+            for b in (a + 1)..2000u32.min(a + 12) {
+                if comp[a as usize] == comp[b as usize] {
+                    linked += 1;
+                }
+            }
+        }
+        // family_records makes families of 10 consecutive rows a few bits apart.
+        assert!(linked > 2000, "only {linked} near pairs linked");
+        let distinct: std::collections::HashSet<u32> = comp.iter().copied().collect();
+        assert!(distinct.len() >= 150, "families merged: {}", distinct.len());
     }
 
     #[test]
