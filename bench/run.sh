@@ -68,7 +68,7 @@ T_ALL=$SECONDS
 for s in $SIZES; do
   D="$REPO/bench/data/ours/n$s"
   OUT="${OUT_BASE:-$REPO/bench/out/run-$s-$(date -u +%Y%m%d-%H%M)}"
-  mkdir -p "$OUT"
+  mkdir -p "$OUT" "$REPO/bench/out"
   ln -sfn "$(basename "$OUT")" "$REPO/bench/out/latest-$s"
   export APKSIFT_BENCH_RUN="$(basename "$OUT")"
   STEPS="$OUT/steps.jsonl"
