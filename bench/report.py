@@ -193,7 +193,8 @@ def engine_section(runs):
           "TLSH R@10 | rerank 100 / 1000 | apksift p50 / Faiss p50 | apksift QPS / Faiss QPS (1 thr) | full = FLAT | load |")
         w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in ivf_runs:
-            for np_ in (1, 8, 32):
+            nps = sorted({x["nprobe"] for x in r.ours if x.get("bench") == "ivf" and "nprobe" in x} | {1, 8, 32})
+            for np_ in nps:
                 fa = next((x for x in r.faiss if x.get("enc") == "thermo" and str(x.get("index", "")).startswith("BinaryIVF")
                            and x["index"].endswith(f"nprobe={np_}")), None)
                 ou = r.o("ivf", nprobe=np_)
@@ -285,14 +286,27 @@ def engine_section(runs):
                 q2 = ou["qps2_k10"] / fa["qps2_k10"]
                 w(f"| {L} FLAT {enc}: >= 1.2x Faiss IndexBinaryFlat QPS | 1 thread {q1:.2f}x, 2 threads {q2:.2f}x (k=10) | "
                   f"{verdict(q1 >= 1.2 and q2 >= 1.2)} |")
+        ours_ivf = [x for x in r.ours if x.get("bench") == "ivf" and "nprobe" in x]
         for np_ in (1, 8, 32):
             fa = next((x for x in r.faiss if x.get("enc") == "thermo" and str(x.get("index", "")).startswith("BinaryIVF")
                        and x["index"].endswith(f"nprobe={np_}")), None)
-            ou = r.o("ivf", nprobe=np_)
-            if fa and ou:
-                ok = ou["recall10_asis_fam"] >= fa["recall10_asis_fam@k10"] and ou["p50_ms"] <= fa["p50_ms"]
-                w(f"| {L} IVF nprobe {np_}: TLSH R@10 >= Faiss at <= latency | R@10 {pctf(ou['recall10_asis_fam'])} vs "
-                  f"{pctf(fa['recall10_asis_fam@k10'])}, p50 {fnum(ou['p50_ms'])} vs {fnum(fa['p50_ms'])} ms | {verdict(ok)} |")
+            if not fa or not ours_ivf:
+                continue
+            # The target compares recall at equal or lower latency: any apksift operating point
+            # (nprobe) at or below Faiss's p50 whose TLSH R@10 is at least Faiss's.
+            ok = [x for x in ours_ivf
+                  if x["p50_ms"] <= fa["p50_ms"] and x["recall10_asis_fam"] >= fa["recall10_asis_fam@k10"]]
+            best = max(ok, key=lambda x: x["recall10_asis_fam"]) if ok else None
+            if best:
+                fig = (f"Faiss nprobe {np_}: R@10 {pctf(fa['recall10_asis_fam@k10'])} at p50 {fnum(fa['p50_ms'])} ms; "
+                       f"apksift nprobe {best['nprobe']}: R@10 {pctf(best['recall10_asis_fam'])} at p50 "
+                       f"{fnum(best['p50_ms'])} ms")
+            else:
+                same = next((x for x in ours_ivf if x["nprobe"] == np_), None)
+                fig = (f"Faiss nprobe {np_}: R@10 {pctf(fa['recall10_asis_fam@k10'])} at p50 {fnum(fa['p50_ms'])} ms; "
+                       f"no apksift nprobe at <= that latency reaches it" +
+                       (f" (nprobe {np_}: {pctf(same['recall10_asis_fam'])} at {fnum(same['p50_ms'])} ms)" if same else ""))
+            w(f"| {L} IVF vs Faiss nprobe {np_}: TLSH R@10 >= Faiss's at <= its latency | {fig} | {verdict(bool(best))} |")
         ou = r.o("ivf")
         if ou:
             w(f"| {L} IVF nprobe = nlist equals FLAT | {ou['nprobe_eq_nlist_mismatch_vs_flat']} queries differ | "

@@ -164,7 +164,7 @@ for enc, f in (('thermo', tf.thermo_codes), ('raw', tf.raw_codes)):
     fi
     if has ours; then
       rm -rf "$OUT/work"
-      step apksift_ivf "$BIN" ivf --data "$D" --db "$OUT/work" --enc thermo --nprobe 1,8,32 \
+      step apksift_ivf "$BIN" ivf --data "$D" --db "$OUT/work" --enc thermo --nprobe 1,8,16,32,64 \
         --lat-queries $LQ --reps $REPS --out "$AJ" || true
       rm -rf "$OUT/work"
     fi
