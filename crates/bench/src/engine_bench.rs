@@ -316,6 +316,11 @@ fn base_row(kind: &str, c: &Common, n: usize) -> Map<String, Value> {
     m.insert("bench".into(), json!(kind));
     m.insert("data".into(), json!(c.data.display().to_string()));
     m.insert("n".into(), json!(n));
+    // Binary Hamming kernel of this process (`APKSIFT_SIMD` overrides it).
+    m.insert(
+        "hamming_kernel".into(),
+        json!(apksift_index::simd_binary::kernel().name()),
+    );
     m
 }
 
