@@ -95,14 +95,19 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(api::ops::metrics))
         .route("/v1/openapi.json", get(api::ops::openapi_json));
     let limits = state.limits().clone();
-    ops.merge(read)
+    // The in-flight bound, early 413 and request timeout guard the API, not the operations
+    // routes: a saturated server must still answer its liveness and readiness probes and
+    // Prometheus's scrapes (a 503 there would get busy pods restarted and fire
+    // ApksiftDown exactly when the service is busiest).
+    let api = read
         .merge(write)
         .merge(admin)
         .merge(api::samples::routes(&state))
         .fallback(api::ops::not_found)
         .method_not_allowed_fallback(api::ops::method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(state.clone(), guard));
+    ops.merge(api)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

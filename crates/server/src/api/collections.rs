@@ -294,7 +294,7 @@ pub struct GetResult {
 /// `POST …/search`.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SearchRequest {
+pub struct CollectionSearchRequest {
     /// Vector field to search.
     pub field: String,
     /// Query vectors: encoded binary vectors or TLSH digests, per the field's type.
@@ -354,7 +354,7 @@ pub struct QueryHits {
 
 /// Result of `…/search`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct SearchResponse {
+pub struct CollectionSearchResponse {
     /// One entry per query vector, in order.
     pub results: Vec<QueryHits>,
 }
@@ -739,14 +739,14 @@ pub(crate) fn check_k_nq(state: &AppState, k: usize, nq: usize) -> ApiResult<()>
 /// Search a vector field.
 #[utoipa::path(post, path = "/v1/collections/{name}/search", tag = "collections",
     params(("name" = String, Path, description = "Collection name")),
-    request_body = SearchRequest,
-    responses((status = 200, body = SearchResponse), (status = 400, body = crate::error::ErrorBody)),
+    request_body = CollectionSearchRequest,
+    responses((status = 200, body = CollectionSearchResponse), (status = 400, body = crate::error::ErrorBody)),
     security(("api_key" = ["read"])))]
 pub async fn search(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    ApiJson(req): ApiJson<SearchRequest>,
-) -> ApiResult<ApiJson<SearchResponse>> {
+    ApiJson(req): ApiJson<CollectionSearchRequest>,
+) -> ApiResult<ApiJson<CollectionSearchResponse>> {
     check_k_nq(&state, req.k, req.vectors.len())?;
     let nq = req.vectors.len() as u64;
     let db = state.backend().clone();
@@ -784,7 +784,7 @@ pub async fn search(
             brute_force: false,
         };
         let r = db.search(&name, &req.field, &vectors, &params)?;
-        Ok(SearchResponse {
+        Ok(CollectionSearchResponse {
             results: r
                 .hits
                 .into_iter()

@@ -425,8 +425,16 @@ pub async fn search(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<SearchRequest>,
 ) -> ApiResult<ApiJson<SearchResponse>> {
+    // A fingerprint queries with every digest it holds for the field (each dex or native
+    // library), so those digests are what count towards the nq limit.
+    let fp_digests: Vec<_> = req
+        .fingerprints
+        .iter()
+        .map(|fp| fingerprint_digests(fp, req.field))
+        .collect();
     let nq = req.digests.len() + req.fingerprints.len();
-    check_k_nq(&state, req.k, nq)?;
+    let searched = req.digests.len() + fp_digests.iter().map(Vec::len).sum::<usize>();
+    check_k_nq(&state, req.k, nq.max(searched))?;
     let mut digests = Vec::with_capacity(req.digests.len());
     for (i, d) in req.digests.iter().enumerate() {
         digests.push(parse_digest(d).map_err(|e| ApiError::invalid(format!("digests[{i}]: {e}")))?);
@@ -451,8 +459,7 @@ pub async fn search(
                 });
             }
         }
-        for fp in &req.fingerprints {
-            let ds = fingerprint_digests(fp, req.field);
+        for (fp, ds) in req.fingerprints.iter().zip(fp_digests) {
             let mut merged: Vec<apksift_core::Match> = Vec::new();
             if !ds.is_empty() {
                 for hits in store.search_digests(&ds, &opts)? {

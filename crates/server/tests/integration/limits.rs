@@ -130,6 +130,40 @@ async fn limits_batch_and_nq() {
     .await
     .expect(400, Some("invalid_argument"));
     assert!(v["error"]["message"].as_str().unwrap().contains("--max-nq"));
+
+    // One fingerprint with three dex digests is three queries on the dex field.
+    let mut fp =
+        serde_json::to_value(apksift_core::fingerprint(&apk(3, 0), &Default::default())).unwrap();
+    let comps = fp["components"].as_array_mut().unwrap();
+    let dex = comps.iter().find(|c| c["kind"] == "dex").unwrap().clone();
+    for i in 2..=3 {
+        let mut c = dex.clone();
+        c["name"] = json!(format!("classes{i}.dex"));
+        comps.push(c);
+    }
+    let v = call(
+        &t.router,
+        "POST",
+        "/v1/search",
+        Some(READ),
+        Some(json!({"fingerprints": [fp.clone()], "field": "dex"})),
+    )
+    .await
+    .expect(400, Some("invalid_argument"));
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("--max-nq"),
+        "{v}"
+    );
+    // The same fingerprint on the whole-file field is one query.
+    call(
+        &t.router,
+        "POST",
+        "/v1/search",
+        Some(READ),
+        Some(json!({"fingerprints": [fp], "field": "whole"})),
+    )
+    .await
+    .expect(200, None);
 }
 
 #[tokio::test]
@@ -177,7 +211,7 @@ async fn limits_requests_in_flight_503() {
     let router = t.router.clone();
     let stuck = tokio::spawn(async move { send(&router, req).await });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let v = call(&t.router, "GET", "/healthz", None, None)
+    let v = call(&t.router, "GET", "/v1/collections", Some(READ), None)
         .await
         .expect(503, Some("overloaded"));
     assert!(
@@ -186,10 +220,21 @@ async fn limits_requests_in_flight_503() {
             .unwrap()
             .contains("--max-in-flight")
     );
+    // The probes and the metrics scrape are not behind the bound: a saturated server
+    // still reports itself alive and ready, and Prometheus still sees it.
+    call(&t.router, "GET", "/healthz", None, None)
+        .await
+        .expect(200, None);
+    call(&t.router, "GET", "/readyz", None, None)
+        .await
+        .expect(200, None);
+    let m = call(&t.router, "GET", "/metrics", None, None).await;
+    assert_eq!(m.status.as_u16(), 200);
+    assert!(m.text().contains("apksift_http_requests_total"));
     stuck.abort();
     let _ = stuck.await;
     tokio::time::sleep(Duration::from_millis(50)).await;
-    call(&t.router, "GET", "/healthz", None, None)
+    call(&t.router, "GET", "/v1/collections", Some(READ), None)
         .await
         .expect(200, None);
 }
