@@ -231,12 +231,16 @@ def engine_section(runs):
       "`lists equal` = the returned (key, distance) lists are identical to the ground truth's for every query "
       "(ties by row id = by key) and to the engine's brute-force scan (`brute_force: true`) on the checked "
       "queries. Faiss: IndexBinaryFlat `range_search` with radius 31 on thermometer codes (a superset of "
-      "TLSH <= 30, still to be reranked); numpy: the peer's exact TLSH scan (`numpy exact TLSH scan`), same run.")
+      "TLSH <= 30, still to be reranked); numpy: the peer's exact TLSH scan (`numpy exact TLSH scan`), same run. "
+      "`CPU p50 / p99` = the same single-query calls measured in thread CPU time (`CLOCK_THREAD_CPUTIME_ID`): "
+      "wall time on this shared 2-core VM includes whole scheduler slices spent waiting for a core whenever "
+      "the load average is above 2, CPU time does not. The targets are judged on wall time; when only the "
+      "CPU time meets one, the verdict says so.")
     w("")
-    w("| N | query | apksift p50 ms | p99 ms | family p50 / p99 | unrelated p50 / p99 | QPS 1 thr / 2 thr | "
+    w("| N | query | apksift p50 ms | p99 ms | CPU p50 / p99 ms | family p50 / p99 | unrelated p50 / p99 | QPS 1 thr / 2 thr | "
       "rows scored / query | recall | lists equal (gt / brute) | Faiss p50 / p99 ms | Faiss p50 / apksift p50 | "
       "numpy p50 ms | numpy / apksift | apksift brute force p50 | load |")
-    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in runs:
         fr = r.f("thermo", "BinaryFlat range r<=30")
         npy = r.f("thermo", "numpy exact TLSH scan (1 thread)")
@@ -248,6 +252,7 @@ def engine_section(runs):
                  ("yes" if ou.get("brute_mismatch") == 0 else "**no**") + f" ({ou.get('brute_queries')} q)"
             fcol = f"{fnum(fr['p50_ms'])} / {fnum(fr['p99_ms'])}" if fr and mode == "radius" else "-"
             w(f"| {size_label(r.n)} | {label} | **{fnum(ou['p50_ms'])}** | **{fnum(ou['p99_ms'])}** | "
+              f"{fnum(ou.get('cpu_p50_ms'))} / {fnum(ou.get('cpu_p99_ms'))} | "
               f"{fnum(ou['family_p50_ms'])} / {fnum(ou['family_p99_ms'])} | {fnum(ou['unrelated_p50_ms'])} / "
               f"{fnum(ou['unrelated_p99_ms'])} | {fnum(ou['qps1'])} / {fnum(ou['qps2'])} | {fnum(ou['rows_per_query'], 0)} | "
               f"{ou.get('recall_vs_gt')} | {eq} | {fcol} | "
@@ -312,18 +317,31 @@ def engine_section(runs):
             w(f"| {L} IVF nprobe = nlist equals FLAT | {ou['nprobe_eq_nlist_mismatch_vs_flat']} queries differ | "
               f"{verdict(ou['nprobe_eq_nlist_mismatch_vs_flat'] == 0)} |")
         tk, rd = r.o("tlsh", mode="topk"), r.o("tlsh", mode="radius")
+        def lat_verdict(x, p50, p99):
+            """Wall time decides; CPU time is named when only it meets the target."""
+            wall = (p50 is None or x['p50_ms'] <= p50) and x['p99_ms'] <= p99
+            cpu = x.get('cpu_p99_ms') is not None and (p50 is None or x['cpu_p50_ms'] <= p50) \
+                and x['cpu_p99_ms'] <= p99
+            if wall:
+                return verdict(True)
+            return "**missed** (met in thread CPU time)" if cpu else verdict(False)
+
+        def cpu_fig(x):
+            return (f" (CPU time p50 {fnum(x.get('cpu_p50_ms'))}, p99 {fnum(x.get('cpu_p99_ms'))} ms; load {load(x)})"
+                    if x.get('cpu_p99_ms') is not None else "")
+
         if tk and r.n == 1_000_000:
-            w(f"| 1M top-10 within 100: p50 <= 0.5 ms, p99 <= 2 ms | p50 {fnum(tk['p50_ms'])}, p99 {fnum(tk['p99_ms'])} ms | "
-              f"{verdict(tk['p50_ms'] <= 0.5 and tk['p99_ms'] <= 2)} |")
+            w(f"| 1M top-10 within 100: p50 <= 0.5 ms, p99 <= 2 ms | p50 {fnum(tk['p50_ms'])}, p99 {fnum(tk['p99_ms'])} ms"
+              f"{cpu_fig(tk)} | {lat_verdict(tk, 0.5, 2)} |")
         fr = r.f("thermo", "BinaryFlat range r<=30")
         if rd and fr and r.n == 1_000_000:
             x = fr["p50_ms"] / rd["p50_ms"]
             w(f"| 1M radius <= 30: 20x faster than Faiss range search | {x:.1f}x (p50 {fnum(fr['p50_ms'])} vs "
               f"{fnum(rd['p50_ms'])} ms) | {verdict(x >= 20)} |")
         if tk and r.n == 10_000_000:
-            w(f"| 10M: p99 <= 10 ms | top-10: {fnum(tk['p99_ms'])} ms" +
-              (f"; radius <= 30: {fnum(rd['p99_ms'])} ms" if rd else "") +
-              f" | {verdict(tk['p99_ms'] <= 10 and (not rd or rd['p99_ms'] <= 10))} |")
+            w(f"| 10M top-10 within 100: p99 <= 10 ms | p99 {fnum(tk['p99_ms'])} ms{cpu_fig(tk)} | {lat_verdict(tk, None, 10)} |")
+            if rd:
+                w(f"| 10M radius <= 30: p99 <= 10 ms | p99 {fnum(rd['p99_ms'])} ms{cpu_fig(rd)} | {lat_verdict(rd, None, 10)} |")
         for x in (tk, rd):
             if x:
                 ok = x.get("recall_vs_gt") == 1.0 and x.get("gt_list_mismatch") == 0 and x.get("brute_mismatch") == 0
@@ -375,30 +393,34 @@ def storage_section(runs):
           "`apksift-bench reopen` opens it in a fresh process: `Database::open` time, then RSS growth over the "
           "process before the open (anonymous + file-backed pages of the memory-mapped segment) after the open, "
           "after one family and one unrelated top-10 query, and after all 1,000 queries. Raw bytes = 35 bytes "
-          "per digest; keys = 8-byte keys. The files were in the page cache (just written), so this is a warm "
-          "reopen.")
+          "per digest; keys = `key bytes` per key (64 = as long as an APK store's SHA-256 hex keys; runs before "
+          "that option used 8). `mapped / (raw + keys)` = (segment files + the process's anonymous memory) over "
+          "raw + keys: what the process holds once every page of the segments has been touched. The files were "
+          "in the page cache (just written), so this is a warm reopen.")
         w("")
-        w("| N | disk MB (by kind) | reopen s | first family / unrelated query ms | RSS MB after open | after 2 queries | "
-          "after all queries | raw + keys MB | RSS after 2 queries / (raw + keys) | load |")
-        w("|---|---|---|---|---|---|---|---|---|---|")
+        w("| N | key bytes | disk MB (by kind) | reopen s | first family / unrelated query ms | RSS MB after open | after 2 queries | "
+          "after all queries | raw + keys MB | RSS after all queries / (raw + keys) | mapped / (raw + keys) | load |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r, x in rows:
             kinds = ", ".join(f"{k} {v / 1048576:.0f}" for k, v in sorted(x["disk_bytes_by_kind"].items(),
                                                                               key=lambda kv: -kv[1]))
-            w(f"| {size_label(x['n'])} | {fnum(x['disk_mb'])} ({kinds}) | **{x['reopen_s']}** | "
+            w(f"| {size_label(x['n'])} | {x.get('key_bytes', 8)} | {fnum(x['disk_mb'])} ({kinds}) | **{x['reopen_s']}** | "
               f"{x.get('first_family_query_ms')} / {x.get('first_unrelated_query_ms')} | {x['rss_mb_after_open']} | "
               f"{x['rss_mb_after_2_queries']} (anon {x['rss_anon_mb_after_2_queries']}, file {x['rss_file_mb_after_2_queries']}) | "
               f"{x['rss_mb_after_all_queries']} | {fnum(x['raw_mb'] + x['keys_mb'])} | "
-              f"**{x['rss_after_2_queries_over_raw_plus_keys']}** | {load(x)} |")
+              f"**{x.get('rss_after_all_queries_over_raw_plus_keys', '-')}** | "
+              f"**{x.get('segments_plus_anon_over_raw_plus_keys', '-')}** | {load(x)} |")
         w("")
         for r, x in rows:
             if x["n"] == 10_000_000:
                 ok_re = x["reopen_s"] <= 1.0
                 budget = 2 * (x["raw_mb"] + x["keys_mb"])
                 ok_mem = x["rss_mb_after_all_queries"] <= budget
-                w(f"Targets (issue 4) at 10M: reopen <= 1 s: {x['reopen_s']} s, {verdict(ok_re)}; memory <= 2 x (raw + keys) "
-                  f"= {budget:.0f} MB: {x['rss_mb_after_all_queries']} MB after all queries, {verdict(ok_mem)} "
-                  f"(stricter reading 2 x raw + keys = {2 * x['raw_mb'] + x['keys_mb']:.0f} MB: "
-                  f"{verdict(x['rss_mb_after_all_queries'] <= 2 * x['raw_mb'] + x['keys_mb'])}). On disk: "
+                mapped = x.get("segments_plus_anon_over_raw_plus_keys")
+                w(f"Targets (issue 4) at 10M ({x.get('key_bytes', 8)}-byte keys): reopen <= 1 s: {x['reopen_s']} s, "
+                  f"{verdict(ok_re)}; memory <= 2 x (raw + keys) = {budget:.0f} MB: {x['rss_mb_after_all_queries']} MB "
+                  f"after all queries, {verdict(ok_mem)}; every segment page resident: {mapped} x (raw + keys), "
+                  f"{verdict(mapped is not None and mapped <= 2)}. On disk (segments + WAL): "
                   f"{x['disk_mb'] / (x['raw_mb'] + x['keys_mb']):.2f} x (raw + keys).")
                 w("")
         tl = [(r, r.o("tlsh", mode="topk")) for r in runs if r.o("tlsh", mode="topk")]

@@ -147,10 +147,10 @@ for enc, f in (('thermo', tf.thermo_codes), ('raw', tf.raw_codes)):
     step apksift_flat "$BIN" flat --data "$D" --db "$OUT/work" --enc thermo,raw \
       --lat-queries $LQ --reps $REPS --out "$AJ" || true
     rm -rf "$STORE"
-    step apksift_tlsh "$BIN" tlsh --data "$D" --db "$STORE" --keep \
+    step apksift_tlsh "$BIN" tlsh --data "$D" --db "$STORE" --keep --key-width 64 \
       --lat-queries 1000 --reps $REPS --brute-queries $BRUTE --out "$AJ" || true
     if [ -d "$STORE" ]; then
-      step apksift_reopen "$BIN" reopen --data "$D" --db "$STORE" --out "$AJ" || true
+      step apksift_reopen "$BIN" reopen --data "$D" --db "$STORE" --key-width 64 --out "$AJ" || true
       [ "${KEEP_STORE:-0}" = 1 ] || rm -rf "$STORE"
     fi
   fi

@@ -318,6 +318,9 @@ pub struct Common {
     /// Keep the store directory afterwards.
     #[arg(long)]
     pub keep: bool,
+    /// Digits of the primary keys (8, or 64 for keys as long as an APK store's SHA-256 hex).
+    #[arg(long, default_value_t = 8)]
+    pub key_width: usize,
 }
 
 fn base_row(kind: &str, c: &Common, n: usize) -> Map<String, Value> {
@@ -326,6 +329,7 @@ fn base_row(kind: &str, c: &Common, n: usize) -> Map<String, Value> {
     m.insert("bench".into(), json!(kind));
     m.insert("data".into(), json!(c.data.display().to_string()));
     m.insert("n".into(), json!(n));
+    m.insert("key_bytes".into(), json!(util::key_width()));
     // Binary Hamming kernel of this process (`APKSIFT_SIMD` overrides it).
     m.insert(
         "hamming_kernel".into(),
@@ -840,10 +844,22 @@ pub fn reopen(data: &Path, dir: &Path, out: Option<PathBuf>) -> Result<()> {
     row.insert("keys_mb".into(), json!(mib(keys)));
     let budget = 2 * (raw + keys);
     row.insert("budget_2x_raw_plus_keys_mb".into(), json!(mib(budget)));
-    let after2 = rss().saturating_sub(rss0);
+    row.insert("key_bytes".into(), json!(util::key_width()));
+    // RSS grows as queries touch the memory-mapped segments; the segment files' size is what a
+    // process that had touched every page would hold (plus its heap, in rss_anon_mb_*).
+    let after_all = rss().saturating_sub(rss0);
     row.insert(
-        "rss_after_2_queries_over_raw_plus_keys".into(),
-        json!(r(after2 as f64 / (raw + keys) as f64, 3)),
+        "rss_after_all_queries_over_raw_plus_keys".into(),
+        json!(r(after_all as f64 / (raw + keys) as f64, 3)),
+    );
+    let seg_bytes = by_kind_bytes(&row, "seg");
+    row.insert(
+        "segments_plus_anon_over_raw_plus_keys".into(),
+        json!(r(
+            (seg_bytes + util::proc_status_bytes("RssAnon").saturating_sub(anon0)) as f64
+                / (raw + keys) as f64,
+            3
+        )),
     );
     row.insert(
         "vmhwm_mb".into(),
@@ -852,6 +868,14 @@ pub fn reopen(data: &Path, dir: &Path, out: Option<PathBuf>) -> Result<()> {
     em.emit(row)?;
     db.close()?;
     Ok(())
+}
+
+/// Bytes of the files of one kind in a `disk_bytes_by_kind` map of a row.
+fn by_kind_bytes(row: &Map<String, Value>, kind: &str) -> u64 {
+    row.get("disk_bytes_by_kind")
+        .and_then(|m| m.get(kind))
+        .and_then(Value::as_u64)
+        .unwrap_or(0)
 }
 
 struct AllSink {

@@ -80,6 +80,9 @@ enum Cmd {
         db: PathBuf,
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Digits of the primary keys the store was built with (`tlsh --key-width`).
+        #[arg(long, default_value_t = 8)]
+        key_width: usize,
     },
     /// Diagnoses TLSH_TREE misses (kernel vs scalar distance, node bounds on the path to a missed row).
     TreeCheck {
@@ -202,16 +205,33 @@ fn main() -> Result<()> {
             threads,
             out,
         } => insert_bench(&db, n, dim, batch, threads, out)?,
-        Cmd::Flat { common, enc, ks } => engine_bench::flat(&common, &enc, &ks)?,
+        Cmd::Flat { common, enc, ks } => {
+            util::set_key_width(common.key_width);
+            engine_bench::flat(&common, &enc, &ks)?
+        }
         Cmd::Ivf {
             common,
             enc,
             nlist,
             nprobe,
             ks,
-        } => engine_bench::ivf(&common, enc, nlist, &nprobe, &ks)?,
-        Cmd::Tlsh(a) => engine_bench::tlsh(&a)?,
-        Cmd::Reopen { data, db, out } => engine_bench::reopen(&data, &db, out)?,
+        } => {
+            util::set_key_width(common.key_width);
+            engine_bench::ivf(&common, enc, nlist, &nprobe, &ks)?
+        }
+        Cmd::Tlsh(a) => {
+            util::set_key_width(a.common.key_width);
+            engine_bench::tlsh(&a)?
+        }
+        Cmd::Reopen {
+            data,
+            db,
+            out,
+            key_width,
+        } => {
+            util::set_key_width(key_width);
+            engine_bench::reopen(&data, &db, out)?
+        }
         Cmd::TreeCheck {
             data,
             radius,

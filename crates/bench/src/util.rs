@@ -398,21 +398,68 @@ impl Dataset {
     }
 }
 
-/// Primary key of row `i`: zero-padded, so key order is row order and the
-/// engine's tie order (distance, then key) equals the ground truth's
-/// (distance, then row id).
+/// Width of the keys made by [`key`] (digits); set once by `--key-width`.
+static KEY_WIDTH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(8);
+
+/// Sets the width of the keys made by [`key`]: 8 (the default, as short as the peers' integer
+/// ids allow) or 64, the length of the SHA-256 hex keys of an APK store.
+pub fn set_key_width(w: usize) {
+    KEY_WIDTH.store(w.clamp(8, 64), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Width of the keys made by [`key`].
+pub fn key_width() -> usize {
+    KEY_WIDTH.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Primary key of row `i`, so that key order is row order and the engine's tie order
+/// (distance, then key) equals the ground truth's (distance, then row id): the zero-padded
+/// decimal row number, 8 digits by default. With a width of 64 the key is as long as an APK
+/// store's SHA-256 hex key and, like one, differs from other keys in its first bytes: 10
+/// decimal digits of the row, then 54 pseudo-random hex digits.
 pub fn key(i: usize) -> String {
-    format!("{i:08}")
+    let w = key_width();
+    if w < 64 {
+        return format!("{i:0w$}");
+    }
+    let mut k = format!("{i:010}");
+    let mut x = i as u64;
+    while k.len() < 64 {
+        // splitmix64
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        k.push_str(&format!("{:016x}", z ^ (z >> 31)));
+    }
+    k.truncate(64);
+    k
 }
 
 /// Row id of a key made by [`key`].
 pub fn row_of(key: &str) -> u32 {
-    key.parse().unwrap_or(u32::MAX)
+    let digits = if key.len() == 64 { &key[..10] } else { key };
+    digits.parse().unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_sort_like_rows_and_map_back() {
+        for w in [8, 64] {
+            set_key_width(w);
+            let rows = [0usize, 1, 9, 10, 99_999, 1_000_000, 9_999_999, 12_345_678];
+            let keys: Vec<String> = rows.iter().map(|&i| key(i)).collect();
+            for (k, &i) in keys.iter().zip(&rows) {
+                assert_eq!(k.len(), w.max(8));
+                assert_eq!(row_of(k), i as u32, "{k}");
+            }
+            assert!(keys.windows(2).all(|p| p[0] < p[1]), "{keys:?}");
+        }
+        set_key_width(8);
+    }
 
     #[test]
     fn npy_header_parse() {
