@@ -579,3 +579,138 @@ fn golden_col_swap_legacy_lists() {
         assert_eq!(n, 78, "{file}");
     }
 }
+
+/// `example_data.Week3.split.tlsh` (`tlsh -split 50,100,200 -f example_data/Week3.txt`):
+/// digests of the line ranges 1–49, 50–99 and 100–200 (each line with its newline; the last
+/// range ends at the end of the file).
+#[test]
+fn golden_split_line_ranges() {
+    let Some(dir) = testdata("tlsh-ref") else {
+        return;
+    };
+    let text = read(&dir, "example_data/Week3.txt");
+    // Byte offset where each line starts (line 1 at index 0).
+    let mut starts = vec![0usize];
+    starts.extend(
+        text.iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i + 1),
+    );
+    let line_start = |line: usize| {
+        starts
+            .get(line - 1)
+            .copied()
+            .unwrap_or(text.len())
+            .min(text.len())
+    };
+    let want = read_text(&dir, "exp/example_data.Week3.split.tlsh");
+    let mut checked = 0;
+    for l in want.lines() {
+        let (d, name) = l.split_once('\t').unwrap();
+        let mut parts = name.rsplitn(3, '_');
+        let last: usize = parts.next().unwrap().parse().unwrap();
+        let first: usize = parts.next().unwrap().parse().unwrap();
+        let bytes = &text[line_start(first)..line_start(last + 1)];
+        assert_eq!(hash(bytes).unwrap().to_string(), d, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
+
+/// `tenfile.pat_EXP` (the pattern file of `test_pattern.sh`): the digests of the first ten
+/// example files; `example_data{,_variants}.results_EXP` (`tlsh_pattern -r DIR -pat
+/// tenfile.pat`): for every file, the nearest pattern within its radius (distance <= 30,
+/// inclusive), printed as `<file>\t<label>\t<distance>`. `tlsh_pattern` skips the pattern
+/// file's first line as a header, so `pat_0` never matches (an upstream quirk reproduced
+/// here); files with no pattern in reach print nothing.
+#[test]
+fn golden_pattern_matching() {
+    let Some(dir) = testdata("tlsh-ref") else {
+        return;
+    };
+    let pats: Vec<(Digest, u32, String)> = read_text(&dir, "exp/tenfile.pat_EXP")
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let d = digest(f[2]);
+            // The pattern is the digest of the named example file.
+            let ours = hash(&read(&dir, &format!("example_data/{}", f[4]))).unwrap();
+            assert_eq!(ours, d, "{l}");
+            (d, f[3].parse().unwrap(), f[4].to_owned())
+        })
+        .collect();
+    assert_eq!(pats.len(), 10);
+    for (sub, exp) in [
+        ("example_data", "exp/example_data.results_EXP"),
+        (
+            "example_data_variants",
+            "exp/example_data_variants.results_EXP",
+        ),
+    ] {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut got = String::new();
+        for name in &names {
+            let Ok(d) = hash(&read(&dir, &format!("{sub}/{name}"))) else {
+                continue;
+            };
+            let best = pats
+                .iter()
+                .skip(1)
+                .map(|(p, radius, label)| (d.distance(p, true), *radius, label))
+                .filter(|(dist, radius, _)| dist <= radius)
+                .min_by_key(|(dist, _, _)| *dist);
+            if let Some((dist, _, label)) = best {
+                got.push_str(&format!("{name}\t{label}\t{dist}\n"));
+            }
+        }
+        assert_eq!(got, read_text(&dir, exp), "{exp}");
+    }
+}
+
+/// The `-ojson` outputs: digests (`json_out_EXP`) and the cross-distance matrix
+/// (`xref.json_scores_EXP`, len and xlen), from our own digests of the files.
+#[test]
+fn golden_json_outputs() {
+    let Some(dir) = testdata("tlsh-ref") else {
+        return;
+    };
+    let ours = hashed_examples(&dir);
+    for kind in ["len", "xlen"] {
+        let v: Value = serde_json::from_str(&read_text(
+            &dir,
+            &format!("exp/example_data.128.1.5.{kind}.json_out_EXP"),
+        ))
+        .unwrap();
+        let ds = v["digests"].as_array().unwrap();
+        assert_eq!(ds.len(), 80);
+        for e in ds {
+            let file = e["file"].as_str().unwrap();
+            assert_eq!(
+                ours[file].to_string(),
+                e["tlsh"].as_str().unwrap(),
+                "{file}"
+            );
+        }
+        let v: Value = serde_json::from_str(&read_text(
+            &dir,
+            &format!("exp/example_data.128.1.5.{kind}.xref.json_scores_EXP"),
+        ))
+        .unwrap();
+        let pairs = v["distances"].as_array().unwrap();
+        assert_eq!(pairs.len(), 80 * 79 / 2);
+        for p in pairs {
+            let (a, b) = (p["tlsh1"].as_str().unwrap(), p["tlsh2"].as_str().unwrap());
+            let want: u32 = p["dist"].as_str().unwrap().parse().unwrap();
+            assert_eq!(
+                ours[a].distance(&ours[b], kind == "len"),
+                want,
+                "{kind} {a} {b}"
+            );
+        }
+    }
+}
