@@ -54,6 +54,86 @@ fn kind_of(component: &str) -> &str {
     component.split(':').next().unwrap_or(component)
 }
 
+/// The best distance per component kind of one stored sample, from a scan's `nearest`.
+type Best = BTreeMap<String, u32>;
+
+fn best_of(n: &apksift_core::Neighbour) -> Best {
+    let mut best = Best::new();
+    for x in &n.via {
+        let e = best
+            .entry(kind_of(&x.component).to_string())
+            .or_insert(u32::MAX);
+        *e = (*e).min(x.distance);
+    }
+    best
+}
+
+/// Verdict policies compared in `docs/DETECTION.md` ("Policies compared"), for evidence
+/// against one stored `malware` sample. Strong = whole file or dex < cutoff; weak =
+/// manifest, resources or native library < cutoff.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Policy {
+    /// Strong → malicious; any weak → suspicious.
+    P1,
+    /// Strong or two weak → malicious; a single weak one is ignored.
+    P3,
+    /// Strong → malicious; two weak, or one weak < min(cutoff, 30) → suspicious (the policy
+    /// `Store::scan` implements).
+    P7,
+}
+
+/// 2 = malicious, 1 = suspicious, 0 = nothing.
+fn outcome(p: Policy, cutoff: u32, best: &Best) -> u8 {
+    let d = |k: &str| best.get(k).copied().unwrap_or(u32::MAX);
+    let strong = d("whole") < cutoff || d("dex") < cutoff;
+    let weak: Vec<u32> = ["manifest", "resources", "native"]
+        .iter()
+        .map(|k| d(k))
+        .filter(|&x| x < cutoff)
+        .collect();
+    match p {
+        Policy::P1 if strong => 2,
+        Policy::P1 => u8::from(!weak.is_empty()),
+        Policy::P3 => 2 * u8::from(strong || weak.len() >= 2),
+        Policy::P7 if strong => 2,
+        Policy::P7 => u8::from(weak.len() >= 2 || weak.iter().any(|&x| x < cutoff.min(30))),
+    }
+}
+
+const POLICIES: [(Policy, u32); 7] = [
+    (Policy::P1, 30),
+    (Policy::P1, 50),
+    (Policy::P1, 100),
+    (Policy::P3, 50),
+    (Policy::P7, 30),
+    (Policy::P7, 50),
+    (Policy::P7, 100),
+];
+
+/// Re-thresholds scans taken at cutoff 100 (k = 10) under each policy: for every scanned
+/// file, the strongest outcome over the stored samples considered. Returns
+/// (policy, cutoff, malicious, any verdict) rows and prints them.
+fn compare_policies(what: &str, scans: &[Vec<Best>]) -> Vec<(Policy, u32, usize, usize)> {
+    println!(
+        "\n### Policies compared ({what}; {} scans at cutoff 100, k = 10, re-thresholded)\n",
+        scans.len()
+    );
+    println!("| policy | cutoff | malicious | any verdict |");
+    println!("|---|---|---|---|");
+    let mut rows = Vec::new();
+    for (p, cutoff) in POLICIES {
+        let (mut mal, mut any) = (0, 0);
+        for s in scans {
+            let o = s.iter().map(|b| outcome(p, cutoff, b)).max().unwrap_or(0);
+            mal += usize::from(o == 2);
+            any += usize::from(o >= 1);
+        }
+        println!("| {p:?} | {cutoff} | {mal} | {any} |");
+        rows.push((p, cutoff, mal, any));
+    }
+    rows
+}
+
 #[test]
 fn detection_groups_members_match_a_relative() {
     let Some(dir) = apk_dir("detection_groups_members_match_a_relative") else {
@@ -123,6 +203,11 @@ fn detection_groups_members_match_a_relative() {
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut per_group: BTreeMap<(u32, String), (usize, usize, BTreeSet<String>)> = BTreeMap::new();
     let mut totals: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+    // For the policy comparison: per non-identical member, its relatives' evidence at 100.
+    let mut policy_scans: Vec<Vec<Best>> = Vec::new();
+    // Members whose verdict (the store's own policy, P7) was decided by a relative, and was
+    // malicious, per cutoff.
+    let mut rel_verdicts: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
     for cutoff in CUTOFFS {
         let (mut members, mut matched, mut nearest_rel, mut mal, mut sus, mut whole_only) =
             (0, 0, 0, 0, 0, 0);
@@ -170,6 +255,29 @@ fn detection_groups_members_match_a_relative() {
                 };
                 let v = store.scan(fp, &opts).unwrap();
                 dump("group", f, cutoff, &v, |k| rel.contains(k));
+                if cutoff == 100 {
+                    policy_scans.push(
+                        v.nearest
+                            .iter()
+                            .filter(|n| rel.contains(n.sha256.as_str()))
+                            .map(best_of)
+                            .collect(),
+                    );
+                }
+                {
+                    // The strongest outcome a relative alone raises, from this scan's own
+                    // `nearest` (the store applies P7 to every stored sample).
+                    let o = v
+                        .nearest
+                        .iter()
+                        .filter(|n| rel.contains(n.sha256.as_str()))
+                        .map(|n| outcome(Policy::P7, cutoff, &best_of(n)))
+                        .max()
+                        .unwrap_or(0);
+                    let e = rel_verdicts.entry(cutoff).or_default();
+                    e.0 += usize::from(o == 2);
+                    e.1 += usize::from(o >= 1);
+                }
                 match v.verdict {
                     VerdictKind::Malicious => mal += 1,
                     VerdictKind::Suspicious => sus += 1,
@@ -228,6 +336,19 @@ fn detection_groups_members_match_a_relative() {
             via.iter().cloned().collect::<Vec<_>>().join(", ")
         );
     }
+    let rows = compare_policies("group members, evidence from relatives only", &policy_scans);
+    // The model of P7 re-thresholded from the cutoff-100 scans must agree with scans taken at
+    // each cutoff (evidence from relatives, same P7 rule applied to each scan's neighbours).
+    for (p, cutoff, mal, any) in &rows {
+        if *p == Policy::P7 {
+            let (m, a) = rel_verdicts[cutoff];
+            assert_eq!(
+                (*mal, *any),
+                (m, a),
+                "P7 at {cutoff}: re-thresholded vs scanned"
+            );
+        }
+    }
     // Floors (measured: see docs/DETECTION.md).
     for (cutoff, floor, verdict_floor) in [(30, 140, 135), (50, 145, 140), (100, 150, 145)] {
         let (m, v) = totals[&cutoff];
@@ -282,6 +403,7 @@ fn detection_benign_apps_against_malware_store() {
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut results = BTreeMap::new();
+    let mut policy_scans: Vec<Vec<Best>> = Vec::new();
     for cutoff in CUTOFFS {
         let (mut any, mut mal, mut sus) = (0, 0, 0);
         let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
@@ -293,6 +415,9 @@ fn detection_benign_apps_against_malware_store() {
             };
             let v = store.scan(fp, &opts).unwrap();
             dump("benign", f, cutoff, &v, |_| false);
+            if cutoff == 100 {
+                policy_scans.push(v.nearest.iter().map(best_of).collect());
+            }
             let kinds: BTreeSet<&str> = v
                 .components
                 .iter()
@@ -331,6 +456,18 @@ fn detection_benign_apps_against_malware_store() {
     for (cutoff, (_, _, ex)) in &results {
         for e in ex.iter().take(15) {
             println!("- cutoff {cutoff}: {e}");
+        }
+    }
+    // The policy model, re-thresholded from the cutoff-100 scans, gives the store's own
+    // verdict counts at every cutoff (P7 is what `Store::scan` implements).
+    for (p, cutoff, mal, any) in compare_policies("benign files", &policy_scans) {
+        if p == Policy::P7 {
+            let (m, s, _) = &results[&cutoff];
+            assert_eq!(
+                (mal, any),
+                (*m, m + s),
+                "P7 at {cutoff}: model vs Store::scan"
+            );
         }
     }
     // Ceilings (measured: see docs/DETECTION.md).
