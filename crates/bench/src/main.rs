@@ -180,6 +180,118 @@ impl TlshSink for TopK {
     }
 }
 
+/// TRACE=N: for the first N unrelated and N family queries, a best-first top-k search with
+/// the nodes' full lower bounds (same pruning rule as the index: expand while the smallest
+/// pending bound is <= the k-th distance or the cutoff), and for every leaf scanned: its
+/// bound, size, radius, part (family / header) and the nearest member's true distance.
+fn trace_leaves(
+    tree: &tlsh_tree::Tree,
+    ordered: &[u8],
+    qs: &[u8],
+    fam: &[i32],
+    nq: usize,
+    k: usize,
+    cutoff: u32,
+) {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let nodes = &tree.nodes;
+    // Position where the header part starts (the root's second child when it has two parts).
+    let nfam = nodes
+        .first()
+        .filter(|r| r.nchild == 2)
+        .and_then(|r| nodes.get(r.first_child as usize + 1))
+        .map_or(0, |h| h.start);
+    for want_unrelated in [true, false] {
+        let mut leaves = 0u64;
+        let mut rows = 0u64;
+        let mut useless_rows = 0u64;
+        let mut by_part = [0u64; 2];
+        let mut gaps: Vec<f64> = Vec::new();
+        let mut sizes: Vec<f64> = Vec::new();
+        let mut radii: Vec<f64> = Vec::new();
+        let mut evals = 0u64;
+        let mut expanded_inner = 0u64;
+        let picked: Vec<usize> = (0..qs.len() / 35)
+            .filter(|&i| fam.get(i).is_some_and(|&f| (f < 0) == want_unrelated))
+            .take(nq)
+            .collect();
+        for &qi in &picked {
+            let d = Digest::from_bytes(qs[qi * 35..qi * 35 + 35].try_into().unwrap());
+            let q = TlshQuery::new(d, true);
+            let mut hits: Vec<u32> = Vec::new();
+            let bound = |h: &Vec<u32>| if h.len() >= k { h[k - 1] } else { cutoff };
+            let mut heap = BinaryHeap::new();
+            heap.push(Reverse((nodes[0].lower_bound(&q), 0u32)));
+            while let Some(Reverse((lb, idx))) = heap.pop() {
+                if lb > bound(&hits) {
+                    break;
+                }
+                let n = &nodes[idx as usize];
+                if n.is_leaf() {
+                    leaves += 1;
+                    let (s, e) = (n.start as usize, n.end as usize);
+                    rows += (e - s) as u64;
+                    let mut best = u32::MAX;
+                    for r in ordered[s * 35..e * 35].chunks_exact(35) {
+                        let dd = q.distance(r);
+                        best = best.min(dd);
+                        if dd <= bound(&hits) {
+                            let at = hits.partition_point(|&x| x <= dd);
+                            hits.insert(at, dd);
+                            hits.truncate(k);
+                        }
+                    }
+                    if best > bound(&hits) {
+                        useless_rows += (e - s) as u64;
+                    }
+                    by_part[usize::from(n.start >= nfam)] += (e - s) as u64;
+                    gaps.push(f64::from(best) - f64::from(lb));
+                    sizes.push((e - s) as f64);
+                    radii.push(f64::from(n.radius));
+                    continue;
+                }
+                expanded_inner += 1;
+                let f = n.first_child as usize;
+                for c in f..f + n.nchild as usize {
+                    evals += 1;
+                    let clb = nodes[c].lower_bound(&q).max(lb);
+                    if clb <= bound(&hits) {
+                        heap.push(Reverse((clb, c as u32)));
+                    }
+                }
+            }
+        }
+        let nqf = picked.len().max(1) as f64;
+        println!(
+            "{} queries ({}): leaves/q {:.0} rows/q {:.0} (no row within the threshold: {:.0}) family-part rows/q {:.0} header-part rows/q {:.0}; inner nodes expanded/q {:.0}, child bounds/q {:.0}",
+            picked.len(),
+            if want_unrelated { "unrelated" } else { "family" },
+            leaves as f64 / nqf,
+            rows as f64 / nqf,
+            useless_rows as f64 / nqf,
+            by_part[0] as f64 / nqf,
+            by_part[1] as f64 / nqf,
+            expanded_inner as f64 / nqf,
+            evals as f64 / nqf,
+        );
+        if !gaps.is_empty() {
+            println!(
+                "  scanned leaves: (nearest member - bound) p10/50/90 {:.0}/{:.0}/{:.0}; size p10/50/90 {:.0}/{:.0}/{:.0}; radius p10/50/90 {:.0}/{:.0}/{:.0}",
+                pct(&mut gaps, 0.1),
+                pct(&mut gaps, 0.5),
+                pct(&mut gaps, 0.9),
+                pct(&mut sizes, 0.1),
+                pct(&mut sizes, 0.5),
+                pct(&mut sizes, 0.9),
+                pct(&mut radii, 0.1),
+                pct(&mut radii, 0.5),
+                pct(&mut radii, 0.9),
+            );
+        }
+    }
+}
+
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() as f64 - 1.0) * p).round() as usize]
@@ -333,6 +445,10 @@ fn main() -> Result<()> {
                         .collect()
                 })
                 .unwrap_or_default();
+            if let Ok(nq) = std::env::var("TRACE") {
+                trace_leaves(&tree, &ordered, &qs, &fam, nq.parse().unwrap_or(20), k, cutoff);
+                return Ok(());
+            }
             for (label, radius_mode) in [("top-k", false), ("radius<=30", true)] {
                 let mut by_kind: [(Vec<f64>, u64, u64); 2] =
                     [(Vec::new(), 0, 0), (Vec::new(), 0, 0)];
@@ -393,6 +509,24 @@ fn main() -> Result<()> {
                     }
                     lat.push(ms);
                     let kind = usize::from(fam.get(qi).is_some_and(|&f| f < 0));
+                    // DUMP=FILE: one line per query (mode, kind, ms, leaves, rows, nodes, hits,
+                    // k-th distance), for looking at the tail.
+                    if let Ok(path) = std::env::var("DUMP") {
+                        use std::io::Write;
+                        let mut f = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(path)?;
+                        writeln!(
+                            f,
+                            "{label}\t{kind}\t{ms:.4}\t{}\t{}\t{}\t{}\t{}",
+                            st.leaves,
+                            st.rows,
+                            st.nodes,
+                            sink.hits.len(),
+                            sink.hits.last().map_or(-1, |h| i64::from(h.0))
+                        )?;
+                    }
                     by_kind[kind].0.push(ms);
                     by_kind[kind].1 += st.rows;
                     by_kind[kind].2 += st.nodes;
