@@ -3,4 +3,5 @@ mod common;
 mod crash;
 mod engine;
 mod model;
+mod replica;
 mod search;
