@@ -510,8 +510,9 @@ struct WriteState {
     colls: BTreeMap<u32, CollState>,
     last_lsn: Lsn,
     pending: VecDeque<(Lsn, Arc<DbSnapshot>)>,
-    /// Files no manifest names any more, with the time they became
-    /// unreferenced; deleted after `obsolete_file_grace` once no backup pins them.
+    /// Files no manifest names any more, with the time after which they may
+    /// be deleted (`obsolete_file_grace` after they became unreferenced);
+    /// never deleted while a backup pins them.
     garbage: Vec<(String, Instant)>,
     /// The highest manifest generation that may be on disk (in a manifest or
     /// a delete file name), including attempts whose commit failed: a new
@@ -726,11 +727,11 @@ impl Database {
         let Some(c) = ws.colls.remove(&id) else {
             return Ok(());
         };
-        let now = Instant::now();
+        let due = self.grace_deadline();
         for s in &c.segments {
-            ws.garbage.push((s.seg.name().to_string(), now));
+            ws.garbage.push((s.seg.name().to_string(), due));
             if let Some(d) = &s.del_file {
-                ws.garbage.push((d.clone(), now));
+                ws.garbage.push((d.clone(), due));
             }
         }
         self.commit_manifest(&mut ws)?;
@@ -1048,7 +1049,7 @@ impl Database {
         let Some(c) = ws.colls.get_mut(&id) else {
             if seg.is_some() {
                 ws.garbage
-                    .push((segment::file_name(id, seg_id), Instant::now()));
+                    .push((segment::file_name(id, seg_id), self.grace_deadline()));
             }
             return Ok(());
         };
@@ -1154,7 +1155,7 @@ impl Database {
             // A source vanished (dropped collection): abandon.
             if merged.is_some() {
                 ws.garbage
-                    .push((segment::file_name(id, seg_id), Instant::now()));
+                    .push((segment::file_name(id, seg_id), self.grace_deadline()));
             }
             return Ok(());
         }
@@ -1182,8 +1183,8 @@ impl Database {
                 del_file: None,
             });
         }
-        let now = Instant::now();
-        ws.garbage.extend(garbage.into_iter().map(|g| (g, now)));
+        let due = self.grace_deadline();
+        ws.garbage.extend(garbage.into_iter().map(|g| (g, due)));
         self.commit_manifest(&mut ws)?;
         self.inner.merges.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -1287,8 +1288,8 @@ impl Database {
                 }
             }
         }
-        let now = Instant::now();
-        ws.garbage.extend(replaced.into_iter().map(|g| (g, now)));
+        let due = self.grace_deadline();
+        ws.garbage.extend(replaced.into_iter().map(|g| (g, due)));
         if new_files {
             self.inner.dir.sync_dir().map_err(io_err)?;
         }
@@ -1342,16 +1343,16 @@ impl Database {
         if self.inner.pins.load(Ordering::Acquire) > 0 || ws.garbage.is_empty() {
             return;
         }
-        let grace = self.inner.opts.obsolete_file_grace;
+        let now = Instant::now();
         let named = manifest_files(&ws.manifest);
         let dir = &self.inner.dir;
-        ws.garbage.retain(|(name, since)| {
+        ws.garbage.retain(|(name, due)| {
             if named.contains(name) {
                 // Named again (cannot happen: ids and generations are never
                 // reused); never delete a live file.
                 return false;
             }
-            if since.elapsed() < grace {
+            if now < *due {
                 return true;
             }
             match dir.delete(name) {
@@ -1364,15 +1365,31 @@ impl Database {
         });
     }
 
+    /// When a file that becomes unreferenced now may be deleted.
+    fn grace_deadline(&self) -> Instant {
+        Instant::now() + self.inner.opts.obsolete_file_grace
+    }
+
     /// Files that no manifest names (a crash between writing a segment and
     /// committing it, or obsolete files still in their grace period when the
-    /// previous writer stopped) become garbage with a fresh grace period, and
-    /// segment ids and generations are moved past theirs so they are never
-    /// reused while the files exist.
+    /// previous writer stopped) become garbage, and segment ids and
+    /// generations are moved past theirs so they are never reused while the
+    /// files exist. Such a file has been unreferenced at least since the
+    /// current MANIFEST was written, so its grace period counts from the
+    /// MANIFEST's modification time (short-lived writers such as CLI imports
+    /// would otherwise never get to delete anything).
     fn collect_orphans(&self) -> Result<()> {
         let mut ws = self.inner.write.lock();
         let keep = manifest_files(&ws.manifest);
-        let now = Instant::now();
+        let age = self
+            .inner
+            .dir
+            .modified(crate::manifest::MANIFEST)
+            .ok()
+            .flatten()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        let due = Instant::now() + self.inner.opts.obsolete_file_grace.saturating_sub(age);
         for f in self.inner.dir.list()? {
             if f.starts_with(".MANIFEST.tmp") {
                 self.inner.dir.delete(&f)?;
@@ -1388,7 +1405,7 @@ impl Database {
             } else {
                 continue;
             }
-            ws.garbage.push((f, now));
+            ws.garbage.push((f, due));
         }
         Ok(())
     }

@@ -240,6 +240,12 @@ impl Directory for FsDirectory {
         }
     }
 
+    fn modified(&self, name: &str) -> Result<Option<std::time::SystemTime>> {
+        let path = self.path_of(name)?;
+        let meta = std::fs::metadata(&path).map_err(|e| self.err(name, e))?;
+        Ok(meta.modified().ok())
+    }
+
     fn describe(&self) -> String {
         self.root.display().to_string()
     }

@@ -416,3 +416,53 @@ fn obsolete_files_outlive_their_manifest_by_the_grace_period() {
     assert!(!mem.exists(orphan));
     assert_eq!(writer.count("s").unwrap(), 154);
 }
+
+#[test]
+fn short_lived_writers_still_remove_obsolete_files() {
+    // CLI imports run for less than the grace period. Files they leave
+    // unreferenced are removed by a later writer once the MANIFEST that
+    // stopped naming them is older than the grace period.
+    let t = tempfile::tempdir().unwrap();
+    let o = || Options {
+        obsolete_file_grace: std::time::Duration::from_secs(5),
+        ..opts()
+    };
+    let segs = || -> Vec<String> {
+        std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|f| f.starts_with("seg-"))
+            .collect()
+    };
+    let db = Database::open(t.path(), o()).unwrap();
+    db.create_collection("s", sample_schema()).unwrap();
+    for i in 0..3 {
+        db.upsert("s", batch(&rows(20, i, &format!("b{i}-"))))
+            .unwrap();
+        db.flush().unwrap();
+    }
+    db.compact("s").unwrap();
+    db.close().unwrap();
+    assert_eq!(
+        segs().len(),
+        4,
+        "the merge's sources are in their grace period"
+    );
+    // A writer right after: still within the grace period.
+    let db = Database::open(t.path(), o()).unwrap();
+    db.maintain().unwrap();
+    assert_eq!(segs().len(), 4);
+    db.close().unwrap();
+    // The MANIFEST is now a minute old: the next writer removes them at once.
+    let m = std::fs::File::options()
+        .write(true)
+        .open(t.path().join("MANIFEST"))
+        .unwrap();
+    m.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60))
+        .unwrap();
+    drop(m);
+    let db = Database::open(t.path(), o()).unwrap();
+    db.maintain().unwrap();
+    assert_eq!(segs().len(), 1, "{:?}", segs());
+    assert_eq!(db.count("s").unwrap(), 60);
+}
