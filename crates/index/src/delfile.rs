@@ -34,20 +34,6 @@ pub fn parse_file_name(name: &str) -> Option<(u32, u64, u64)> {
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn file_names_parse_back() {
-        let n = super::file_name(3, 0x26, 0xc);
-        assert_eq!(super::parse_file_name(&n), Some((3, 0x26, 0xc)));
-        let s = crate::segment::file_name(7, 41);
-        assert_eq!(crate::segment::parse_file_name(&s), Some((7, 41)));
-        assert_eq!(super::parse_file_name("del-1-2-3.del"), None);
-        assert_eq!(crate::segment::parse_file_name(&n), None);
-        assert_eq!(super::parse_file_name(&s), None);
-    }
-}
-
 /// Writes and fsyncs a delete file.
 pub fn write(
     dir: &dyn Directory,
@@ -95,4 +81,18 @@ pub fn read(dir: &dyn Directory, name: &str, segment: u64, rows: u32) -> Result<
         return Err(bad("deleted count differs from the bitmap"));
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_parse_back() {
+        let n = super::file_name(3, 0x26, 0xc);
+        assert_eq!(super::parse_file_name(&n), Some((3, 0x26, 0xc)));
+        let s = crate::segment::file_name(7, 41);
+        assert_eq!(crate::segment::parse_file_name(&s), Some((7, 41)));
+        assert_eq!(super::parse_file_name("del-1-2-3.del"), None);
+        assert_eq!(crate::segment::parse_file_name(&n), None);
+        assert_eq!(super::parse_file_name(&s), None);
+    }
 }

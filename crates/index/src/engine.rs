@@ -921,8 +921,17 @@ impl Database {
                         return;
                     }
                     let db = Database { inner };
+                    let poisoned = db
+                        .inner
+                        .wal
+                        .as_ref()
+                        .is_some_and(|w| w.poisoned().is_some());
                     let r = if db.is_read_only() {
                         db.replica_poll()
+                    } else if poisoned {
+                        // Writes are refused until a restart; the error was
+                        // recorded when it happened (no log line every round).
+                        Ok(())
                     } else {
                         db.maintain()
                     };

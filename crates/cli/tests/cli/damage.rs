@@ -85,6 +85,9 @@ fn data_section(p: &Path, seg: &str) -> (u64, u64) {
         .unwrap()
 }
 
+/// Damages the store in a directory; returns the file it damaged.
+type Damage = dyn Fn(&Path) -> String;
+
 #[test]
 fn cli_verify_reports_damage_with_exit_2() {
     let t = tempfile::tempdir().unwrap();
@@ -98,7 +101,7 @@ fn cli_verify_reports_damage_with_exit_2() {
         "no delete file: {:?}",
         files(&db, "")
     );
-    let cases: [(&str, &dyn Fn(&Path) -> String); 4] = [
+    let cases: [(&str, &Damage); 4] = [
         ("segment data", &|p: &Path| {
             let (seg, _) = named(p);
             let (off, len) = data_section(p, &seg);

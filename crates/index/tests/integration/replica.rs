@@ -157,7 +157,7 @@ fn replica_load_racing_a_checkpoint_never_skips_records() {
     for i in 0..8 {
         let k = format!("b{i}-000007");
         assert!(
-            replica.get("s", &[k.clone()], &[]).unwrap()[0].is_some(),
+            replica.get("s", std::slice::from_ref(&k), &[]).unwrap()[0].is_some(),
             "{k} missing on the replica"
         );
     }
