@@ -45,7 +45,8 @@ pub enum Command {
     Inspect(JsonArgs),
     /// Check every checksum and structure of the store.
     Verify(JsonArgs),
-    /// Copy a consistent snapshot of the store into an empty directory.
+    /// Copy a consistent snapshot of the store into an empty directory (also while a server
+    /// writes to it), then verify the copy.
     Backup(BackupArgs),
     /// Generate two related demo APKs, ingest one as malware and scan the other.
     Demo(DemoArgs),

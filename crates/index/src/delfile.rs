@@ -19,6 +19,21 @@ pub fn file_name(collection: u32, segment: u64, generation: u64) -> String {
     format!("del-{collection:08x}-{segment:016x}-{generation:016x}.del")
 }
 
+/// Parses a delete file name into (collection, segment id, generation).
+pub fn parse_file_name(name: &str) -> Option<(u32, u64, u64)> {
+    let rest = name.strip_prefix("del-")?.strip_suffix(".del")?;
+    let mut parts = rest.split('-');
+    let (c, s, g) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || c.len() != 8 || s.len() != 16 || g.len() != 16 {
+        return None;
+    }
+    Some((
+        u32::from_str_radix(c, 16).ok()?,
+        u64::from_str_radix(s, 16).ok()?,
+        u64::from_str_radix(g, 16).ok()?,
+    ))
+}
+
 /// Writes and fsyncs a delete file.
 pub fn write(
     dir: &dyn Directory,
@@ -66,4 +81,18 @@ pub fn read(dir: &dyn Directory, name: &str, segment: u64, rows: u32) -> Result<
         return Err(bad("deleted count differs from the bitmap"));
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn file_names_parse_back() {
+        let n = super::file_name(3, 0x26, 0xc);
+        assert_eq!(super::parse_file_name(&n), Some((3, 0x26, 0xc)));
+        let s = crate::segment::file_name(7, 41);
+        assert_eq!(crate::segment::parse_file_name(&s), Some((7, 41)));
+        assert_eq!(super::parse_file_name("del-1-2-3.del"), None);
+        assert_eq!(crate::segment::parse_file_name(&n), None);
+        assert_eq!(super::parse_file_name(&s), None);
+    }
 }

@@ -57,6 +57,11 @@ pub struct Options {
     pub seed: u64,
     /// How often a replica polls for new commits.
     pub replica_poll: Duration,
+    /// How long an obsolete segment or delete file (one the current manifest
+    /// no longer names) is kept before the writer deletes it, so that a
+    /// replica that is still loading an older manifest (possibly over NFS/EFS)
+    /// can read it.
+    pub obsolete_file_grace: Duration,
 }
 
 impl Default for Options {
@@ -70,6 +75,7 @@ impl Default for Options {
             wal: WalOptions::default(),
             seed: 0x5eed,
             replica_poll: Duration::from_millis(100),
+            obsolete_file_grace: Duration::from_secs(30),
         }
     }
 }
@@ -504,8 +510,14 @@ struct WriteState {
     colls: BTreeMap<u32, CollState>,
     last_lsn: Lsn,
     pending: VecDeque<(Lsn, Arc<DbSnapshot>)>,
-    /// Files to delete once no backup pins them.
-    garbage: Vec<String>,
+    /// Files no manifest names any more, with the time after which they may
+    /// be deleted (`obsolete_file_grace` after they became unreferenced);
+    /// never deleted while a backup pins them.
+    garbage: Vec<(String, Instant)>,
+    /// The highest manifest generation that may be on disk (in a manifest or
+    /// a delete file name), including attempts whose commit failed: a new
+    /// commit always uses a larger one.
+    max_generation: u64,
 }
 
 struct Inner {
@@ -635,6 +647,7 @@ impl Database {
             last_lsn: last,
             pending: VecDeque::new(),
             garbage: Vec::new(),
+            max_generation: 0,
         };
         let snap = build_snapshot(&ws);
         Database {
@@ -714,10 +727,11 @@ impl Database {
         let Some(c) = ws.colls.remove(&id) else {
             return Ok(());
         };
+        let due = self.grace_deadline();
         for s in &c.segments {
-            ws.garbage.push(s.seg.name().to_string());
+            ws.garbage.push((s.seg.name().to_string(), due));
             if let Some(d) = &s.del_file {
-                ws.garbage.push(d.clone());
+                ws.garbage.push((d.clone(), due));
             }
         }
         self.commit_manifest(&mut ws)?;
@@ -907,8 +921,17 @@ impl Database {
                         return;
                     }
                     let db = Database { inner };
+                    let poisoned = db
+                        .inner
+                        .wal
+                        .as_ref()
+                        .is_some_and(|w| w.poisoned().is_some());
                     let r = if db.is_read_only() {
                         db.replica_poll()
+                    } else if poisoned {
+                        // Writes are refused until a restart; the error was
+                        // recorded when it happened (no log line every round).
+                        Ok(())
                     } else {
                         db.maintain()
                     };
@@ -928,9 +951,15 @@ impl Database {
         *self.inner.bg.lock() = h;
     }
 
-    /// One round of background work: flush big memtables, merge when needed.
+    /// One round of background work: flush big memtables, merge when
+    /// needed, remove obsolete files whose grace period has passed.
     pub fn maintain(&self) -> Result<()> {
+        self.check_writable()?;
         let _g = self.inner.bg_lock.lock();
+        {
+            let mut ws = self.inner.write.lock();
+            self.collect_garbage(&mut ws);
+        }
         let ids: Vec<u32> = self.inner.write.lock().colls.keys().copied().collect();
         for id in ids {
             let need = {
@@ -951,7 +980,7 @@ impl Database {
 
     /// Flushes every memtable into segments and checkpoints the WAL.
     pub fn flush(&self) -> Result<()> {
-        self.wal()?;
+        self.check_writable()?;
         let _g = self.inner.bg_lock.lock();
         let ids: Vec<u32> = self.inner.write.lock().colls.keys().copied().collect();
         for id in ids {
@@ -963,7 +992,7 @@ impl Database {
 
     /// Merges all segments of a collection into one.
     pub fn compact(&self, collection: &str) -> Result<()> {
-        self.wal()?;
+        self.check_writable()?;
         let _g = self.inner.bg_lock.lock();
         let id = {
             let ws = self.inner.write.lock();
@@ -1020,16 +1049,7 @@ impl Database {
         let (seg, order) = if rows.is_empty() {
             (None, Vec::new())
         } else {
-            let (_, order) = segment::write(
-                &*self.inner.dir,
-                &schema,
-                id,
-                seg_id,
-                &rows,
-                self.inner.opts.seed ^ seg_id,
-            )?;
-            self.inner.dir.sync_dir()?;
-            let seg = Segment::open(&*self.inner.dir, &segment::file_name(id, seg_id), &schema)?;
+            let (seg, order) = self.write_segment(&schema, id, seg_id, &rows)?;
             (Some(seg), order)
         };
         drop(rows);
@@ -1037,7 +1057,8 @@ impl Database {
         let mut ws = self.inner.write.lock();
         let Some(c) = ws.colls.get_mut(&id) else {
             if seg.is_some() {
-                ws.garbage.push(segment::file_name(id, seg_id));
+                ws.garbage
+                    .push((segment::file_name(id, seg_id), self.grace_deadline()));
             }
             return Ok(());
         };
@@ -1121,19 +1142,7 @@ impl Database {
         let merged = if rows.is_empty() {
             None
         } else {
-            let (_, order) = segment::write(
-                &*self.inner.dir,
-                &schema,
-                id,
-                seg_id,
-                &rows,
-                self.inner.opts.seed ^ seg_id,
-            )?;
-            self.inner.dir.sync_dir()?;
-            Some((
-                Segment::open(&*self.inner.dir, &segment::file_name(id, seg_id), &schema)?,
-                order,
-            ))
+            Some(self.write_segment(&schema, id, seg_id, &rows)?)
         };
         drop(rows);
         // Phase 3: commit, carrying over deletes that happened meanwhile.
@@ -1154,7 +1163,8 @@ impl Database {
         if current.iter().any(Option::is_none) {
             // A source vanished (dropped collection): abandon.
             if merged.is_some() {
-                ws.garbage.push(segment::file_name(id, seg_id));
+                ws.garbage
+                    .push((segment::file_name(id, seg_id), self.grace_deadline()));
             }
             return Ok(());
         }
@@ -1182,20 +1192,92 @@ impl Database {
                 del_file: None,
             });
         }
-        ws.garbage.extend(garbage);
+        let due = self.grace_deadline();
+        ws.garbage.extend(garbage.into_iter().map(|g| (g, due)));
         self.commit_manifest(&mut ws)?;
         self.inner.merges.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
+    /// Writes a new segment file (not yet named by any manifest), syncs it
+    /// and the directory, and opens it.
+    ///
+    /// On failure the partial file is removed and nothing that is committed
+    /// changes: the rows are still in the memtable and the WAL, and the flush
+    /// or merge is retried later (e.g. after a disk-full error). A failed
+    /// fsync, however, poisons the writer like a failed WAL fsync: the medium
+    /// reported that it lost data, and only a restart rereads what is durable.
+    fn write_segment(
+        &self,
+        schema: &Schema,
+        id: u32,
+        seg_id: u64,
+        rows: &RowsBuf,
+    ) -> Result<(Arc<Segment>, Vec<u32>)> {
+        let name = segment::file_name(id, seg_id);
+        let dir = &*self.inner.dir;
+        let r = (|| {
+            let (_, order) =
+                segment::write(dir, schema, id, seg_id, rows, self.inner.opts.seed ^ seg_id)?;
+            dir.sync_dir().map_err(io_err)?;
+            let seg = Segment::open(dir, &name, schema)?;
+            Ok((seg, order))
+        })();
+        if let Err(e) = &r {
+            if is_sync_failure(e) {
+                self.poison(&format!("writing segment {name}"), e);
+            }
+            if let Err(d) = dir.delete(&name) {
+                tracing::warn!(file = %name, error = %d, "could not remove a partial segment");
+            }
+        }
+        r
+    }
+
+    /// Makes the writer refuse every further write (reads keep working).
+    fn poison(&self, what: &str, e: &Error) {
+        if let Some(w) = &self.inner.wal {
+            w.poison(format!("{what}: {e}"));
+        }
+        *self.inner.last_error.lock() = Some(format!("{what}: {e}"));
+    }
+
+    /// An error when the writer is poisoned (or a replica).
+    fn check_writable(&self) -> Result<&WalWriter> {
+        let wal = self.wal()?;
+        if let Some(p) = wal.poisoned() {
+            return Err(Error::Storage(apksift_storage::Error::Poisoned(p)));
+        }
+        Ok(wal)
+    }
+
     /// Writes dirty delete files and a new manifest, then publishes and
     /// removes obsolete files. Called with the write lock held.
+    ///
+    /// Any failure here leaves the on-disk state uncertain (a delete file or
+    /// manifest may be partly written or not durable, or the rename may have
+    /// happened without its directory fsync), so it poisons the writer: no
+    /// further write is accepted until the store is reopened, which rereads
+    /// whatever is durable. Reads keep serving the last published snapshot.
     fn commit_manifest(&self, ws: &mut WriteState) -> Result<()> {
-        let wal = self.wal()?;
-        // Everything applied must be durable before the manifest can reflect it.
+        let wal = self.check_writable()?;
+        // Everything applied must be durable before the manifest can reflect
+        // it (a failure here poisons the WAL itself).
         wal.wait_durable(ws.last_lsn)?;
-        let generation = ws.manifest.generation + 1;
+        let r = self.commit_manifest_unchecked(ws, wal);
+        if let Err(e) = &r {
+            self.poison("committing the manifest", e);
+        }
+        r
+    }
+
+    fn commit_manifest_unchecked(&self, ws: &mut WriteState, wal: &WalWriter) -> Result<()> {
+        // Never reuse a generation that may already be on disk, even from a
+        // commit that failed half-way (its delete files or a renamed manifest).
+        let generation = ws.max_generation.max(ws.manifest.generation) + 1;
+        ws.max_generation = generation;
         let mut new_files = false;
+        let mut replaced = Vec::new();
         for c in ws.colls.values_mut() {
             for s in c.segments.iter_mut() {
                 if s.dirty {
@@ -1208,15 +1290,17 @@ impl Database {
                         &s.dels,
                     )?;
                     if let Some(old) = s.del_file.replace(name) {
-                        ws.garbage.push(old);
+                        replaced.push(old);
                     }
                     s.dirty = false;
                     new_files = true;
                 }
             }
         }
+        let due = self.grace_deadline();
+        ws.garbage.extend(replaced.into_iter().map(|g| (g, due)));
         if new_files {
-            self.inner.dir.sync_dir()?;
+            self.inner.dir.sync_dir().map_err(io_err)?;
         }
         let checkpoint = ws
             .colls
@@ -1252,34 +1336,85 @@ impl Database {
         m.store(&*self.inner.dir)?;
         ws.manifest = m;
         self.publish_now(ws);
-        wal.remove_files_up_to(ws.manifest.checkpoint_lsn)?;
+        // A running backup copies WAL files it listed earlier: keep them
+        // until it is done (the next commit removes them).
         if self.inner.pins.load(Ordering::Acquire) == 0 {
-            for g in std::mem::take(&mut ws.garbage) {
-                self.inner.dir.delete(&g)?;
-            }
+            wal.remove_files_up_to(ws.manifest.checkpoint_lsn)?;
         }
+        self.collect_garbage(ws);
         Ok(())
     }
 
-    /// Deletes files that no manifest names (a crash between writing a
-    /// segment and committing it leaves one).
-    fn collect_orphans(&self) -> Result<()> {
-        let ws = self.inner.write.lock();
-        let mut keep: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-        for c in &ws.manifest.collections {
-            for s in &c.segments {
-                keep.insert(s.file.clone());
-                if let Some(d) = &s.del_file {
-                    keep.insert(d.clone());
+    /// Deletes obsolete files that have been unreferenced for at least
+    /// `obsolete_file_grace`, unless a backup is running. A failed delete is
+    /// retried later (it does not affect what is committed).
+    fn collect_garbage(&self, ws: &mut WriteState) {
+        if self.inner.pins.load(Ordering::Acquire) > 0 || ws.garbage.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let named = manifest_files(&ws.manifest);
+        let dir = &self.inner.dir;
+        ws.garbage.retain(|(name, due)| {
+            if named.contains(name) {
+                // Named again (cannot happen: ids and generations are never
+                // reused); never delete a live file.
+                return false;
+            }
+            if now < *due {
+                return true;
+            }
+            match dir.delete(name) {
+                Ok(()) => false,
+                Err(e) => {
+                    tracing::warn!(file = %name, error = %e, "could not remove an obsolete file");
+                    true
                 }
             }
-        }
+        });
+    }
+
+    /// When a file that becomes unreferenced now may be deleted.
+    fn grace_deadline(&self) -> Instant {
+        Instant::now() + self.inner.opts.obsolete_file_grace
+    }
+
+    /// Files that no manifest names (a crash between writing a segment and
+    /// committing it, or obsolete files still in their grace period when the
+    /// previous writer stopped) become garbage, and segment ids and
+    /// generations are moved past theirs so they are never reused while the
+    /// files exist. Such a file has been unreferenced at least since the
+    /// current MANIFEST was written, so its grace period counts from the
+    /// MANIFEST's modification time (short-lived writers such as CLI imports
+    /// would otherwise never get to delete anything).
+    fn collect_orphans(&self) -> Result<()> {
+        let mut ws = self.inner.write.lock();
+        let keep = manifest_files(&ws.manifest);
+        let age = self
+            .inner
+            .dir
+            .modified(crate::manifest::MANIFEST)
+            .ok()
+            .flatten()
+            .and_then(|t| std::time::SystemTime::now().duration_since(t).ok())
+            .unwrap_or_default();
+        let due = Instant::now() + self.inner.opts.obsolete_file_grace.saturating_sub(age);
         for f in self.inner.dir.list()? {
-            let ours =
-                f.ends_with(".seg") || f.ends_with(".del") || (f.starts_with(".MANIFEST.tmp"));
-            if ours && !keep.contains(&f) {
+            if f.starts_with(".MANIFEST.tmp") {
                 self.inner.dir.delete(&f)?;
+                continue;
             }
+            if keep.contains(&f) {
+                continue;
+            }
+            if let Some((_, seg)) = segment::parse_file_name(&f) {
+                ws.manifest.next_segment_id = ws.manifest.next_segment_id.max(seg + 1);
+            } else if let Some((_, _, generation)) = delfile::parse_file_name(&f) {
+                ws.max_generation = ws.max_generation.max(generation);
+            } else {
+                continue;
+            }
+            ws.garbage.push((f, due));
         }
         Ok(())
     }
@@ -1593,4 +1728,23 @@ fn apply_record(
         }
     }
     Ok(())
+}
+
+/// True when an error is a failed fsync.
+fn is_sync_failure(e: &Error) -> bool {
+    matches!(e, Error::Storage(s) if s.is_sync_failure())
+}
+
+/// Every segment and delete file a manifest names.
+fn manifest_files(m: &ManifestData) -> std::collections::BTreeSet<String> {
+    let mut keep = std::collections::BTreeSet::new();
+    for c in &m.collections {
+        for s in &c.segments {
+            keep.insert(s.file.clone());
+            if let Some(d) = &s.del_file {
+                keep.insert(d.clone());
+            }
+        }
+    }
+    keep
 }

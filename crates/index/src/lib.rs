@@ -7,6 +7,7 @@ compile_error!(
     "apksift's on-disk format is little-endian and mapped directly; big-endian targets are not supported"
 );
 
+pub mod backup;
 pub mod codec;
 pub mod deletes;
 mod delfile;

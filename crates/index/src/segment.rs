@@ -88,6 +88,19 @@ pub fn file_name(collection: u32, id: u64) -> String {
     format!("seg-{collection:08x}-{id:016x}.seg")
 }
 
+/// Parses a segment file name into (collection, segment id).
+pub fn parse_file_name(name: &str) -> Option<(u32, u64)> {
+    let rest = name.strip_prefix("seg-")?.strip_suffix(".seg")?;
+    let (c, id) = rest.split_once('-')?;
+    if c.len() != 8 || id.len() != 16 {
+        return None;
+    }
+    Some((
+        u32::from_str_radix(c, 16).ok()?,
+        u64::from_str_radix(id, 16).ok()?,
+    ))
+}
+
 /// Writes a segment from `rows`; returns (file size, order) where
 /// `order[position] = input row`.
 pub fn write(

@@ -77,13 +77,64 @@ fn spawn_replica(dir: &str) -> (Child, Receiver<u64>) {
     (child, rx)
 }
 
-/// Waits until the replica reports at least `want`; returns the lag.
-fn wait_for(rx: &Receiver<u64>, want: u64, since: Instant, limit: Duration) -> Option<Duration> {
+/// What a replica may show: the count after some prefix of the writer's
+/// batches (every row of a batch or none, and no batch without the ones
+/// before it), never decreasing.
+struct Prefixes {
+    sums: std::collections::BTreeSet<u64>,
+    last: u64,
+    seen: u64,
+    name: &'static str,
+}
+
+impl Prefixes {
+    fn new(batches: &[u64], name: &'static str) -> Prefixes {
+        let mut sums = std::collections::BTreeSet::from([0]);
+        let mut t = 0;
+        for b in batches {
+            t += b;
+            sums.insert(t);
+        }
+        Prefixes {
+            sums,
+            last: 0,
+            seen: 0,
+            name,
+        }
+    }
+
+    fn check(&mut self, n: u64) {
+        self.seen += 1;
+        assert!(
+            self.sums.contains(&n),
+            "{} showed {n} rows, which is not the count after any prefix of the writer's batches (a torn state)",
+            self.name
+        );
+        assert!(
+            n >= self.last,
+            "{} went back from {} to {n} rows",
+            self.name,
+            self.last
+        );
+        self.last = n;
+    }
+}
+
+/// Waits until the replica reports at least `want`, checking every count it
+/// reports on the way; returns the lag.
+fn wait_for(
+    rx: &Receiver<u64>,
+    p: &mut Prefixes,
+    want: u64,
+    since: Instant,
+    limit: Duration,
+) -> Option<Duration> {
     while since.elapsed() < limit {
-        if let Ok(n) = rx.recv_timeout(Duration::from_millis(100))
-            && n >= want
-        {
-            return Some(since.elapsed());
+        if let Ok(n) = rx.recv_timeout(Duration::from_millis(100)) {
+            p.check(n);
+            if n >= want {
+                return Some(since.elapsed());
+            }
         }
     }
     None
@@ -108,6 +159,12 @@ fn replicas_follow_the_writer_with_bounded_lag() {
         &dir,
         Options {
             memtable_rows: 2000,
+            // Small log files, so that checkpoints delete files while the
+            // replicas reload (a replica must never skip the deleted records).
+            wal: apksift_storage::wal::WalOptions {
+                max_file_bytes: 8 << 10,
+                ..Default::default()
+            },
             ..Options::default()
         },
     )
@@ -115,10 +172,14 @@ fn replicas_follow_the_writer_with_bounded_lag() {
     w.create_collection("c", schema()).unwrap();
     let (mut r1, rx1) = spawn_replica(&dir);
     let (mut r2, rx2) = spawn_replica(&dir);
+    let mut sizes: Vec<u64> = (0..30u64).map(|round| 200 + round * 37).collect();
+    sizes.push(10);
+    let mut p1 = Prefixes::new(&sizes, "replica 1");
+    let mut p2 = Prefixes::new(&sizes, "replica 2");
     let mut total = 0u64;
     let mut lags = Vec::new();
     for round in 0..30u64 {
-        let n = 200 + round * 37;
+        let n = sizes[round as usize];
         w.upsert("c", batch(total, n)).unwrap();
         total += n;
         // Read-your-writes on the writer: visible as soon as acknowledged.
@@ -129,14 +190,17 @@ fn replicas_follow_the_writer_with_bounded_lag() {
             r1.kill().unwrap();
             let _ = r1.wait();
         }
-        if round % 10 == 9 {
+        if round % 3 == 2 {
             w.flush().unwrap(); // manifest change + WAL checkpoint while replicas follow
         }
-        let l2 = wait_for(&rx2, total, t, Duration::from_secs(5))
+        if round % 10 == 9 {
+            w.compact("c").unwrap(); // segments replaced while replicas follow
+        }
+        let l2 = wait_for(&rx2, &mut p2, total, t, Duration::from_secs(5))
             .unwrap_or_else(|| panic!("replica 2 did not reach {total}"));
         lags.push(l2);
         if round < 15 {
-            let l1 = wait_for(&rx1, total, t, Duration::from_secs(5))
+            let l1 = wait_for(&rx1, &mut p1, total, t, Duration::from_secs(5))
                 .unwrap_or_else(|| panic!("replica 1 did not reach {total}"));
             lags.push(l1);
         }
@@ -145,9 +209,17 @@ fn replicas_follow_the_writer_with_bounded_lag() {
     w.upsert("c", batch(total, 10)).unwrap();
     total += 10;
     let t = Instant::now();
-    wait_for(&rx2, total, t, Duration::from_secs(5)).expect("replica 2 after compaction");
+    wait_for(&rx2, &mut p2, total, t, Duration::from_secs(5)).expect("replica 2 after compaction");
     let _ = r2.kill();
     let _ = r2.wait();
+    // Every count either replica printed was checked.
+    while let Ok(n) = rx2.try_recv() {
+        p2.check(n);
+    }
+    eprintln!(
+        "replica counts checked against the writer's batch prefixes: {} + {}",
+        p1.seen, p2.seen
+    );
     lags.sort();
     let max = *lags.last().unwrap();
     let p50 = lags[lags.len() / 2];

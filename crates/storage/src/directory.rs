@@ -37,6 +37,12 @@ pub trait Directory: Send + Sync + Debug {
     /// Takes the exclusive writer lock. The lock dies with the process, so a
     /// stale lock never blocks a restart.
     fn try_lock(&self, name: &str) -> Result<Box<dyn DirectoryLock>>;
+    /// When a file was last modified, where the medium records it (`None`
+    /// for in-memory directories).
+    fn modified(&self, name: &str) -> Result<Option<std::time::SystemTime>> {
+        let _ = name;
+        Ok(None)
+    }
     /// A human description (path) for messages.
     fn describe(&self) -> String;
 }

@@ -23,15 +23,25 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An fsync (of a file or of the directory) failed: after this the
+    /// kernel may have dropped the dirty pages, so what is on disk is unknown.
+    #[error("fsync failed on {file}: {source}")]
+    SyncFailed {
+        /// The file (or directory) that was being synced.
+        file: String,
+        /// The underlying error.
+        source: Arc<std::io::Error>,
+    },
     /// The file does not exist.
     #[error("file not found: {0}")]
     NotFound(String),
     /// Another process holds the writer lock.
     #[error("the store at {0} is locked by another writer process")]
     Locked(String),
-    /// An earlier fsync failed: the store refuses further writes.
+    /// An earlier fsync (or a write of the commit path) failed: the store
+    /// refuses further writes until it is reopened.
     #[error(
-        "store is read-only after a failed fsync ({0}); restart the process to recover from the log"
+        "store is read-only after a failed fsync or write ({0}); restart the process to recover from the log"
     )]
     Poisoned(String),
     /// A format version this build cannot read.
@@ -61,6 +71,19 @@ impl Error {
             file: file.into(),
             source: Arc::new(source),
         }
+    }
+
+    /// Wraps a failed fsync of `file`.
+    pub fn sync_failed(file: impl Into<String>, source: std::io::Error) -> Error {
+        Error::SyncFailed {
+            file: file.into(),
+            source: Arc::new(source),
+        }
+    }
+
+    /// True for [`Error::SyncFailed`].
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(self, Error::SyncFailed { .. })
     }
 
     /// Builds a corruption error.

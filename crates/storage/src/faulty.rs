@@ -2,7 +2,8 @@
 //! `crash_consistency` backend): every file has *live* bytes (what the running
 //! process sees) and *durable* bytes (what survives a power cut); names are
 //! durable only after `sync_dir`. It can freeze at the N-th sync (everything
-//! after it is lost in the crash image) and fail the N-th sync with EIO.
+//! after it is lost in the crash image), fail the N-th sync with EIO, and
+//! fail the N-th file write (`write_all`) with ENOSPC.
 #![cfg_attr(not(any(test, feature = "testing")), allow(dead_code))]
 
 use std::collections::BTreeMap;
@@ -28,6 +29,8 @@ struct State {
     syncs: u64,
     freeze_after: Option<u64>,
     fail_sync_at: Option<u64>,
+    writes: u64,
+    fail_write_at: Option<u64>,
     locks: BTreeMap<String, ()>,
 }
 
@@ -53,7 +56,17 @@ pub struct FaultyDirectory {
 }
 
 fn eio(name: &str) -> Error {
-    Error::io(name, std::io::Error::other("injected fsync failure (EIO)"))
+    Error::sync_failed(name, std::io::Error::other("injected fsync failure (EIO)"))
+}
+
+fn enospc(name: &str) -> Error {
+    Error::io(
+        name,
+        std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "injected write failure (ENOSPC)",
+        ),
+    )
 }
 
 impl FaultyDirectory {
@@ -92,6 +105,17 @@ impl FaultyDirectory {
     /// The `n`-th sync (counting from 1, including earlier ones) fails with EIO.
     pub fn fail_sync_at(&self, n: u64) {
         self.state.lock().fail_sync_at = Some(n);
+    }
+
+    /// The `n`-th file write (`write_all`, counting from 1, including
+    /// earlier ones) fails with ENOSPC and writes nothing.
+    pub fn fail_write_at(&self, n: u64) {
+        self.state.lock().fail_write_at = Some(n);
+    }
+
+    /// File writes (`write_all` calls) so far.
+    pub fn write_count(&self) -> u64 {
+        self.state.lock().writes
     }
 
     /// Syncs so far.
@@ -135,6 +159,10 @@ struct FaultyWrite {
 impl WriteHandle for FaultyWrite {
     fn write_all(&mut self, data: &[u8]) -> Result<()> {
         let mut s = self.state.lock();
+        s.writes += 1;
+        if s.fail_write_at == Some(s.writes) {
+            return Err(enospc(&self.name));
+        }
         if let Some(i) = s.inodes.get_mut(&self.inode) {
             i.live.extend_from_slice(data);
         }

@@ -75,7 +75,7 @@ impl WriteHandle for FsWrite {
     fn sync(&mut self) -> Result<()> {
         self.file
             .sync_data()
-            .map_err(|e| Error::io(self.name.clone(), e))
+            .map_err(|e| Error::sync_failed(self.name.clone(), e))
     }
 
     fn len(&self) -> u64 {
@@ -157,7 +157,8 @@ impl Directory for FsDirectory {
             .open(&path)
             .map_err(|e| self.err(name, e))?;
         file.set_len(len).map_err(|e| self.err(name, e))?;
-        file.sync_all().map_err(|e| self.err(name, e))
+        file.sync_all()
+            .map_err(|e| Error::sync_failed(path.display().to_string(), e))
     }
 
     fn atomic_write(&self, name: &str, data: &[u8]) -> Result<()> {
@@ -172,7 +173,8 @@ impl Directory for FsDirectory {
         let result = (|| {
             let mut f = File::create(&tmp).map_err(|e| self.err(&tmp_name, e))?;
             f.write_all(data).map_err(|e| self.err(&tmp_name, e))?;
-            f.sync_all().map_err(|e| self.err(&tmp_name, e))?;
+            f.sync_all()
+                .map_err(|e| Error::sync_failed(tmp.display().to_string(), e))?;
             std::fs::rename(&tmp, &path).map_err(|e| self.err(name, e))?;
             self.sync_dir()
         })();
@@ -215,7 +217,7 @@ impl Directory for FsDirectory {
         let dir =
             File::open(&self.root).map_err(|e| Error::io(self.root.display().to_string(), e))?;
         dir.sync_all()
-            .map_err(|e| Error::io(self.root.display().to_string(), e))
+            .map_err(|e| Error::sync_failed(self.root.display().to_string(), e))
     }
 
     fn try_lock(&self, name: &str) -> Result<Box<dyn DirectoryLock>> {
@@ -236,6 +238,12 @@ impl Directory for FsDirectory {
             }
             Err(std::fs::TryLockError::Error(e)) => Err(self.err(name, e)),
         }
+    }
+
+    fn modified(&self, name: &str) -> Result<Option<std::time::SystemTime>> {
+        let path = self.path_of(name)?;
+        let meta = std::fs::metadata(&path).map_err(|e| self.err(name, e))?;
+        Ok(meta.modified().ok())
     }
 
     fn describe(&self) -> String {

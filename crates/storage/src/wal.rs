@@ -258,6 +258,10 @@ pub struct RecoveryReport {
 /// Reads the whole log, hands every record with `lsn > after_lsn` to `apply`
 /// in order, and repairs a torn tail when `repair` is true (the writer does;
 /// read-only users never modify files).
+///
+/// When log files exist but the first one starts after `after_lsn + 1`, the
+/// records in between are gone (checkpointed away under a reader holding an
+/// older manifest): that is an error ("WAL gap"), never a silent skip.
 pub fn recover(
     dir: &dyn Directory,
     after_lsn: Lsn,
@@ -272,6 +276,24 @@ pub fn recover(
             dir.sync_dir()?;
         }
         report.removed_files.push(t);
+    }
+    // The first record still on disk must be at or before the first one the
+    // caller needs. A later start means records after `after_lsn` were
+    // removed: a reader that loaded an older manifest while the writer
+    // checkpointed and deleted log files. Replaying what is left would skip
+    // records silently; the caller must reload from a newer manifest.
+    if let Some(first) = files.first()
+        && first.header.first_lsn > after_lsn.saturating_add(1)
+    {
+        return Err(Error::corrupt(
+            &first.name,
+            32,
+            format!(
+                "WAL gap: the first record on disk is LSN {} but records after LSN {} are needed \
+                 (the log was checkpointed past this manifest; reload from a newer one)",
+                first.header.first_lsn, after_lsn
+            ),
+        ));
     }
     let mut expected: Option<Lsn> = None;
     let nfiles = files.len();
@@ -351,6 +373,43 @@ pub fn recover(
         report.files.push(f.name.clone());
     }
     Ok(report)
+}
+
+/// The complete, verifying records at the start of the bytes of WAL file
+/// `name` (for copying a log that a writer may still be appending to).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidPrefix {
+    /// The file header.
+    pub header: FileHeader,
+    /// Bytes from the start of the file to the end of the last valid record.
+    pub len: usize,
+    /// LSN after the last valid record (`header.first_lsn` when there is none).
+    pub next_lsn: Lsn,
+}
+
+/// Finds the [`ValidPrefix`] of a WAL file's bytes: the header and every
+/// record up to the first one that is incomplete or does not verify (a record
+/// still being written). A record with an unexpected LSN is corruption.
+pub fn valid_prefix(name: &str, buf: &[u8]) -> Result<ValidPrefix> {
+    let header = FileHeader::decode(name, buf)?;
+    let mut at = HEADER_LEN;
+    let mut next_lsn = header.first_lsn;
+    while let Parsed::Record { lsn, next, .. } = parse_record(buf, at, header.salt) {
+        if lsn != next_lsn {
+            return Err(Error::corrupt(
+                name,
+                at as u64,
+                format!("WAL record LSN {lsn} where {next_lsn} was expected"),
+            ));
+        }
+        next_lsn = lsn + 1;
+        at = next;
+    }
+    Ok(ValidPrefix {
+        header,
+        len: at,
+        next_lsn,
+    })
 }
 
 /// True when a record with `lsn >= min_lsn` verifies anywhere at or after `from`.

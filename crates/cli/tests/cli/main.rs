@@ -2,6 +2,8 @@
 
 mod util;
 
+mod backup;
 mod basic;
 mod corpus;
+mod damage;
 mod store;

@@ -165,3 +165,206 @@ fn crash_torn_wal_tail_is_cut_and_store_opens() {
     assert_eq!(db.count("s").unwrap(), 50);
     assert!(d2.file_len(&wal).unwrap() < 1_000_000);
 }
+
+/// A store with segments, delete files and rows only in the WAL; returns the
+/// acknowledged state (key → threat).
+fn seeded(dir: &FaultyDirectory) -> (Database, BTreeMap<String, i64>) {
+    let db = Database::open_dir(
+        Arc::new(dir.clone()),
+        Options {
+            obsolete_file_grace: std::time::Duration::ZERO,
+            ..opts()
+        },
+    )
+    .unwrap();
+    db.create_collection("s", sample_schema()).unwrap();
+    let mut acked = BTreeMap::new();
+    for round in 0..4u64 {
+        let mut r = rows(150, 10 + round, "k");
+        for (i, x) in r.iter_mut().enumerate() {
+            x.key = format!("k{:05}", (i as u64 + round * 100) % 400);
+            x.threat = Some((round * 1000 + i as u64) as i64);
+        }
+        db.upsert("s", batch(&r)).unwrap();
+        for x in &r {
+            acked.insert(x.key.clone(), x.threat.unwrap());
+        }
+        let dels: Vec<String> = (0..400)
+            .filter(|i| i % 11 == round as usize)
+            .map(|i| format!("k{i:05}"))
+            .collect();
+        db.delete("s", &dels).unwrap();
+        for d in &dels {
+            acked.remove(d);
+        }
+        if round < 3 {
+            db.flush().unwrap();
+        }
+    }
+    (db, acked)
+}
+
+fn check_rows(db: &Database, acked: &BTreeMap<String, i64>, what: &str) {
+    assert_eq!(
+        db.count("s").unwrap(),
+        acked.len() as u64,
+        "{what}: row count"
+    );
+    for i in 0..400 {
+        let k = format!("k{i:05}");
+        let got = db
+            .get("s", std::slice::from_ref(&k), &["threat".into()])
+            .unwrap();
+        let val = got[0].as_ref().map(|row| match &row["threat"] {
+            apksift_index::Value::Int(x) => *x,
+            other => panic!("unexpected {other:?}"),
+        });
+        assert_eq!(val, acked.get(&k).copied(), "{what}: key {k}");
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Sync,
+    Write,
+}
+
+/// Injects the `n`-th fault of a kind into a flush or a merge (compaction).
+/// Returns None when the operation completed before the `n`-th point.
+fn fail_during(op: &str, fault: Fault, n: u64) -> Option<()> {
+    let dir = FaultyDirectory::new();
+    let (db, acked) = seeded(&dir);
+    match fault {
+        Fault::Sync => dir.fail_sync_at(dir.sync_count() + n),
+        Fault::Write => dir.fail_write_at(dir.write_count() + n),
+    }
+    let r = match op {
+        "flush" => db.flush(),
+        _ => db.compact("s"),
+    };
+    let Err(e) = r else {
+        return None;
+    };
+    let what = format!("{op}, {fault:?} fault {n} ({e})");
+    let msg = e.to_string();
+    // A failed write of the new segment file (disk full) abandons the
+    // operation; the store stays writable and a retry succeeds. Every other
+    // failure (any fsync, any write in the commit) poisons the writer.
+    let recoverable = matches!(fault, Fault::Write) && msg.contains(".seg");
+    let mut acked = acked;
+    if recoverable {
+        let mut extra = rows(5, 77, "z");
+        for (i, x) in extra.iter_mut().enumerate() {
+            x.threat = Some(9000 + i as i64);
+        }
+        db.upsert("s", batch(&extra))
+            .unwrap_or_else(|e| panic!("{what}: write refused after a recoverable failure: {e}"));
+        for x in &extra {
+            acked.insert(x.key.clone(), x.threat.unwrap());
+        }
+        match op {
+            "flush" => db.flush(),
+            _ => db.compact("s"),
+        }
+        .unwrap_or_else(|e| panic!("{what}: retry failed: {e}"));
+    } else {
+        let e2 = db
+            .upsert("s", batch(&rows(5, 78, "y")))
+            .expect_err(&format!(
+                "{what}: a write was accepted after the commit path failed"
+            ));
+        assert!(e2.to_string().contains("read-only"), "{what}: {e2}");
+        assert!(
+            db.delete("s", &["k00001".to_string()]).is_err(),
+            "{what}: delete accepted"
+        );
+        assert!(db.flush().is_err(), "{what}: flush accepted");
+        assert!(db.compact("s").is_err(), "{what}: compact accepted");
+    }
+    // Reads keep working and show exactly the acknowledged rows.
+    check_rows(&db, &acked, &what);
+    drop(db);
+    // Power loss now: the image reopens with every acknowledged row.
+    let image = dir.crash();
+    let db = Database::open_dir(Arc::new(image.clone()), opts())
+        .unwrap_or_else(|e| panic!("{what}: reopen failed: {e}"));
+    check_rows(&db, &acked, &format!("{what}, after reopen"));
+    let report = apksift_index::verify::verify_dir(&image).unwrap();
+    assert!(report.errors.is_empty(), "{what}: {:?}", report.errors);
+    // … and is writable again; a later flush and merge commit cleanly.
+    db.upsert("s", batch(&rows(3, 79, "post"))).unwrap();
+    db.flush().unwrap();
+    db.compact("s").unwrap();
+    let report = apksift_index::verify::verify_dir(&image).unwrap();
+    assert!(report.errors.is_empty(), "{what}: {:?}", report.errors);
+    Some(())
+}
+
+#[test]
+fn crash_failed_commit_io_poisons_the_writer_and_keeps_acknowledged_rows() {
+    let mut cases = 0;
+    for op in ["flush", "merge"] {
+        for fault in [Fault::Sync, Fault::Write] {
+            let mut n = 1;
+            while fail_during(op, fault, n).is_some() {
+                cases += 1;
+                n += 1;
+                assert!(n < 200, "{op}: too many fault points");
+            }
+            assert!(n > 1, "{op} {fault:?}: no fault point was hit");
+            eprintln!("{op}: {} {fault:?} fault points", n - 1);
+        }
+    }
+    eprintln!("failed-commit cases checked: {cases}");
+}
+
+#[test]
+fn crash_generation_is_not_reused_after_a_failed_manifest_dir_fsync() {
+    // The rename of the new manifest succeeds but the directory fsync fails:
+    // the live MANIFEST has generation g+1 and names del-…-<g+1> files. The
+    // writer must not commit g+1 again with different contents.
+    let mut hit = false;
+    for n in 1..20 {
+        let d2 = FaultyDirectory::new();
+        let (db2, acked2) = seeded(&d2);
+        d2.fail_sync_at(d2.sync_count() + n);
+        let Err(_) = db2.flush() else { break };
+        let live = apksift_index::manifest::ManifestData::load(&d2)
+            .unwrap()
+            .unwrap();
+        let g0 = live.generation;
+        // Whatever the writer does next must not overwrite what that
+        // manifest names.
+        let named: Vec<(String, Vec<u8>)> = live
+            .collections
+            .iter()
+            .flat_map(|c| c.segments.iter())
+            .flat_map(|s| std::iter::once(s.file.clone()).chain(s.del_file.clone()))
+            .map(|f| {
+                let b = d2.read_at(&f, 0, usize::MAX).unwrap();
+                (f, b)
+            })
+            .collect();
+        let _ = db2.delete("s", &["k00002".to_string()]);
+        let _ = db2.flush();
+        for (f, b) in &named {
+            assert_eq!(
+                &d2.read_at(f, 0, usize::MAX).unwrap(),
+                b,
+                "sync fault {n}: {f} (named by generation {g0}) was rewritten"
+            );
+        }
+        let now = apksift_index::manifest::ManifestData::load(&d2)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            now, live,
+            "sync fault {n}: the manifest changed after the failure"
+        );
+        hit = true;
+        drop(db2);
+        let db3 = Database::open_dir(Arc::new(d2.crash()), opts()).unwrap();
+        check_rows(&db3, &acked2, &format!("sync fault {n} reopened"));
+    }
+    assert!(hit);
+}
