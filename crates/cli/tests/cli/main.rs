@@ -4,4 +4,5 @@ mod util;
 
 mod basic;
 mod corpus;
+mod service;
 mod store;
