@@ -302,6 +302,74 @@ impl Client {
         )))
     }
 
+    /// The segments the query nodes hold for a collection: (segment ID, state, rows, index
+    /// ID; 0 when the segment is searched without an index).
+    pub(crate) async fn query_segments(&self, coll: &str) -> Result<Vec<(i64, i32, i64, i64)>> {
+        let r = self
+            .svc
+            .clone()
+            .get_query_segment_info(pb::GetQuerySegmentInfoRequest {
+                base: base(),
+                db_name: self.db.clone(),
+                collection_name: coll.into(),
+            })
+            .await
+            .map_err(|e| rpc("GetQuerySegmentInfo", e))?
+            .into_inner();
+        check(&format!("GetQuerySegmentInfo {coll}"), r.status.as_ref())?;
+        Ok(r.infos
+            .into_iter()
+            .map(|i| (i.segment_id, i.state, i.num_rows, i.index_id))
+            .collect())
+    }
+
+    /// The IDs of a collection's flushed segments (data coordinator).
+    pub(crate) async fn flushed_segments(&self, coll: &str) -> Result<Vec<i64>> {
+        let r = self
+            .svc
+            .clone()
+            .get_persistent_segment_info(pb::GetPersistentSegmentInfoRequest {
+                base: base(),
+                db_name: self.db.clone(),
+                collection_name: coll.into(),
+            })
+            .await
+            .map_err(|e| rpc("GetPersistentSegmentInfo", e))?
+            .into_inner();
+        check(
+            &format!("GetPersistentSegmentInfo {coll}"),
+            r.status.as_ref(),
+        )?;
+        Ok(r.infos
+            .into_iter()
+            .filter(|i| i.state == common::SegmentState::Flushed as i32)
+            .map(|i| i.segment_id)
+            .collect())
+    }
+
+    /// Waits until the query nodes hold every flushed segment of a collection as a sealed
+    /// segment. After a flush, Milvus hands the flushed segments (with their index, once
+    /// built) over to the query nodes in the background, 10-20 s on embedded Milvus 2.3.5;
+    /// until then searches still read the growing copies, exhaustively.
+    pub(crate) async fn wait_sealed_loaded(&self, coll: &str) -> Result<()> {
+        for _ in 0..3000 {
+            let flushed = self.flushed_segments(coll).await?;
+            let loaded: std::collections::HashSet<i64> = self
+                .query_segments(coll)
+                .await?
+                .into_iter()
+                .map(|s| s.0)
+                .collect();
+            if flushed.iter().all(|id| loaded.contains(id)) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(Error::Milvus(format!(
+            "{coll}: flushed segments not loaded by the query nodes after 600 s"
+        )))
+    }
+
     /// Loads a collection and waits until it is fully loaded.
     pub(crate) async fn load(&self, coll: &str) -> Result<()> {
         let st = self

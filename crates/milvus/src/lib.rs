@@ -43,7 +43,7 @@ pub mod migrate;
 pub mod proto;
 
 #[cfg(feature = "client")]
-pub use engine::{MilvusEngine, SearchStats};
+pub use engine::{MilvusEngine, SearchStats, SegmentInfo};
 pub use url::{CodeIndex, Consistency, MilvusUrl};
 
 /// Errors of the Milvus backend.

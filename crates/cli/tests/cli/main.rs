@@ -6,4 +6,5 @@ mod backup;
 mod basic;
 mod corpus;
 mod damage;
+mod service;
 mod store;

@@ -288,15 +288,3 @@ pub fn raw_post(uri: &str, key: &str, body: Vec<u8>, content_type: &str) -> Requ
         .body(Body::from(body))
         .unwrap()
 }
-
-/// The `apksift` binary, when built: `APKSIFT_BIN`, or `apksift` in this
-/// test's target directory (built by `cargo test --workspace` or `cargo build -p apksift`).
-pub fn apksift_bin() -> Option<PathBuf> {
-    std::env::var_os("APKSIFT_BIN")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let exe = std::env::current_exe().ok()?;
-            Some(exe.parent()?.parent()?.join("apksift"))
-        })
-        .filter(|p| p.is_file())
-}

@@ -6,6 +6,5 @@ mod common;
 mod limits;
 mod openapi_drift;
 mod ops;
-mod prometheus_real;
 mod real_socket;
 mod samples;

@@ -1,5 +1,6 @@
 //! The service on a real socket: plain HTTP, graceful shutdown that drains
-//! requests in flight, and HTTPS through rustls.
+//! requests in flight, and HTTPS through rustls. The same drain through the
+//! built `apksift serve` binary and SIGTERM is tested in crates/cli/tests/cli/service.rs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,85 +157,4 @@ async fn real_socket_tls_with_rustls() {
         .unwrap()
         .unwrap()
         .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_socket_sigterm_to_apksift_serve_drains_then_exits_0() {
-    let Some(bin) = apksift_bin() else {
-        eprintln!(
-            "SKIPPED real_socket_sigterm_to_apksift_serve_drains_then_exits_0: the apksift binary is not built (cargo build -p apksift, or APKSIFT_BIN)"
-        );
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new(&bin)
-        .arg("--db")
-        .arg(dir.path().join("db"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("APKSIFT_API_KEYS", format!("admin:{ADMIN}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "apksift serve did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let create =
-        json!({"name": "c", "fields": [{"name": "v", "type": "binary_vector", "dim": 256}]})
-            .to_string();
-    let mut s = TcpStream::connect(addr).await.unwrap();
-    write_request(&mut s, "POST", "/v1/collections", &create).await;
-    assert_eq!(read_response(&mut s).await.0, 201);
-    // half a request in flight, then SIGTERM
-    let body = json!({"rows": [{"id": "a", "v": vec_b64(3)}]}).to_string();
-    let (first, rest) = body.split_at(body.len() / 2);
-    let mut slow = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST /v1/collections/c/upsert HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{first}",
-        body.len()
-    );
-    slow.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "exited with a request in flight"
-    );
-    slow.write_all(rest.as_bytes()).await.unwrap();
-    let (status, text) = read_response(&mut slow).await;
-    assert_eq!(status, 200, "{text}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(c) = child.try_wait().unwrap() {
-            break c;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "apksift serve did not exit after draining"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let mut log = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut log).unwrap();
-    assert!(code.success(), "exit {code:?}: {log}");
-    assert!(log.contains("draining") && log.contains("stopped"), "{log}");
-    // the acknowledged write survived the shutdown
-    let db = apksift_index::Database::open(dir.path().join("db"), Default::default()).unwrap();
-    assert_eq!(db.count("c").unwrap(), 1);
 }
