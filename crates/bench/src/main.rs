@@ -212,13 +212,20 @@ fn trace_leaves(
         let mut radii: Vec<f64> = Vec::new();
         let mut evals = 0u64;
         let mut expanded_inner = 0u64;
+        // [parent fan-out < 64 | >= 64][pruned by header | + ball | + value sets | pushed]
+        let mut outcome = [[0u64; 4]; 2];
         let picked: Vec<usize> = (0..qs.len() / 35)
             .filter(|&i| fam.get(i).is_some_and(|&f| (f < 0) == want_unrelated))
             .take(nq)
             .collect();
+        let mut hdr_ok = 0u64;
         for &qi in &picked {
             let d = Digest::from_bytes(qs[qi * 35..qi * 35 + 35].try_into().unwrap());
             let q = TlshQuery::new(d, true);
+            hdr_ok += ordered[nfam as usize * 35..]
+                .chunks_exact(35)
+                .filter(|r| q.header(r) <= cutoff)
+                .count() as u64;
             let mut hits: Vec<u32> = Vec::new();
             let bound = |h: &Vec<u32>| if h.len() >= k { h[k - 1] } else { cutoff };
             let mut heap = BinaryHeap::new();
@@ -253,20 +260,44 @@ fn trace_leaves(
                 }
                 expanded_inner += 1;
                 let f = n.first_child as usize;
+                let fan = usize::from(n.nchild >= 64);
                 for c in f..f + n.nchild as usize {
                     evals += 1;
+                    let b = bound(&hits);
+                    let (h, ball, set) = nodes[c].bound_parts(&q);
+                    let why = if h > b {
+                        0
+                    } else if h + ball > b {
+                        1
+                    } else if h + set > b {
+                        2
+                    } else {
+                        3
+                    };
+                    outcome[fan][why] += 1;
                     let clb = nodes[c].lower_bound(&q).max(lb);
-                    if clb <= bound(&hits) {
+                    if clb <= b {
                         heap.push(Reverse((clb, c as u32)));
                     }
                 }
             }
         }
         let nqf = picked.len().max(1) as f64;
+        if want_unrelated {
+            println!("family part: {nfam} of {} rows", ordered.len() / 35);
+        }
+        println!(
+            "header-part rows whose exact header cost is <= the cutoff, per query: {:.0}",
+            hdr_ok as f64 / picked.len().max(1) as f64
+        );
         println!(
             "{} queries ({}): leaves/q {:.0} rows/q {:.0} (no row within the threshold: {:.0}) family-part rows/q {:.0} header-part rows/q {:.0}; inner nodes expanded/q {:.0}, child bounds/q {:.0}",
             picked.len(),
-            if want_unrelated { "unrelated" } else { "family" },
+            if want_unrelated {
+                "unrelated"
+            } else {
+                "family"
+            },
             leaves as f64 / nqf,
             rows as f64 / nqf,
             useless_rows as f64 / nqf,
@@ -275,6 +306,16 @@ fn trace_leaves(
             expanded_inner as f64 / nqf,
             evals as f64 / nqf,
         );
+        for (i, o) in outcome.iter().enumerate() {
+            println!(
+                "  children of parents with {} children, per query: pruned by header {:.0}, by ball {:.0}, by value sets {:.0}, pushed {:.0}",
+                if i == 0 { "< 64" } else { ">= 64" },
+                o[0] as f64 / nqf,
+                o[1] as f64 / nqf,
+                o[2] as f64 / nqf,
+                o[3] as f64 / nqf
+            );
+        }
         if !gaps.is_empty() {
             println!(
                 "  scanned leaves: (nearest member - bound) p10/50/90 {:.0}/{:.0}/{:.0}; size p10/50/90 {:.0}/{:.0}/{:.0}; radius p10/50/90 {:.0}/{:.0}/{:.0}",
@@ -367,7 +408,37 @@ fn main() -> Result<()> {
             let qs = read_records(&data.join("queries.bin"))?;
             let n = db.len() / DIGEST_LEN;
             let t = Instant::now();
-            let tree = tlsh_tree::build(&db, (0..n as u32).collect(), leaf, 1);
+            // TREE_CACHE=FILE: reuse a tree saved by an earlier run on the same data and leaf size
+            // (for experiments on the search alone; the build is minutes at 10M).
+            let cache = std::env::var("TREE_CACHE").ok();
+            let tree = match cache.as_deref().map(std::fs::read) {
+                Some(Ok(b)) if b.len() >= 8 => {
+                    let nn = u64::from_le_bytes(b[..8].try_into()?) as usize;
+                    let nodes_bytes = nn * tlsh_tree::NODE_BYTES;
+                    let nodes: Vec<tlsh_tree::Node> = b[8..8 + nodes_bytes]
+                        .chunks_exact(tlsh_tree::NODE_BYTES)
+                        .map(bytemuck::pod_read_unaligned)
+                        .collect();
+                    let order: Vec<u32> = b[8 + nodes_bytes..]
+                        .chunks_exact(4)
+                        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    anyhow::ensure!(order.len() == n, "TREE_CACHE is for another dataset");
+                    tlsh_tree::Tree { order, nodes }
+                }
+                _ => {
+                    let t = tlsh_tree::build(&db, (0..n as u32).collect(), leaf, 1);
+                    if let Some(p) = &cache {
+                        let mut b = (t.nodes.len() as u64).to_le_bytes().to_vec();
+                        b.extend_from_slice(bytemuck::cast_slice(&t.nodes));
+                        for o in &t.order {
+                            b.extend_from_slice(&o.to_le_bytes());
+                        }
+                        std::fs::write(p, b)?;
+                    }
+                    t
+                }
+            };
             let build = t.elapsed().as_secs_f64();
             let ordered: Vec<u8> = tree
                 .order
@@ -446,7 +517,15 @@ fn main() -> Result<()> {
                 })
                 .unwrap_or_default();
             if let Ok(nq) = std::env::var("TRACE") {
-                trace_leaves(&tree, &ordered, &qs, &fam, nq.parse().unwrap_or(20), k, cutoff);
+                trace_leaves(
+                    &tree,
+                    &ordered,
+                    &qs,
+                    &fam,
+                    nq.parse().unwrap_or(20),
+                    k,
+                    cutoff,
+                );
                 return Ok(());
             }
             for (label, radius_mode) in [("top-k", false), ("radius<=30", true)] {
