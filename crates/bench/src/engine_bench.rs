@@ -945,7 +945,14 @@ pub fn tree_check(data: &Path, radius: u32, queries: usize, leaf: usize, seed: u
             bound: radius,
             hits: Vec::new(),
         };
-        tlsh_tree::search(&tree.nodes, &ordered, &q, &mut s, &mut Default::default());
+        tlsh_tree::search(
+            &tree.nodes,
+            &tree.bounds,
+            &ordered,
+            &q,
+            &mut s,
+            &mut Default::default(),
+        );
         let got: std::collections::HashSet<u32> =
             s.hits.iter().map(|h| tree.order[h.0 as usize]).collect();
         let want: Vec<u32> = (0..n as u32)

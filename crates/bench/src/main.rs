@@ -261,10 +261,10 @@ fn trace_leaves(
                 expanded_inner += 1;
                 let f = n.first_child as usize;
                 let fan = usize::from(n.nchild >= 64);
-                for c in f..f + n.nchild as usize {
+                for (c, child) in nodes.iter().enumerate().skip(f).take(n.nchild as usize) {
                     evals += 1;
                     let b = bound(&hits);
-                    let (h, ball, set) = nodes[c].bound_parts(&q);
+                    let (h, ball, set) = child.bound_parts(&q);
                     let why = if h > b {
                         0
                     } else if h + ball > b {
@@ -275,7 +275,7 @@ fn trace_leaves(
                         3
                     };
                     outcome[fan][why] += 1;
-                    let clb = nodes[c].lower_bound(&q).max(lb);
+                    let clb = child.lower_bound(&q).max(lb);
                     if clb <= b {
                         heap.push(Reverse((clb, c as u32)));
                     }
@@ -424,7 +424,12 @@ fn main() -> Result<()> {
                         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                         .collect();
                     anyhow::ensure!(order.len() == n, "TREE_CACHE is for another dataset");
-                    tlsh_tree::Tree { order, nodes }
+                    let bounds = tlsh_tree::node_bounds(&nodes);
+                    tlsh_tree::Tree {
+                        order,
+                        nodes,
+                        bounds,
+                    }
                 }
                 _ => {
                     let t = tlsh_tree::build(&db, (0..n as u32).collect(), leaf, 1);
@@ -558,6 +563,7 @@ fn main() -> Result<()> {
                         };
                         tlsh_tree::search(
                             &tree.nodes,
+                            &tree.bounds,
                             &ordered,
                             &tq,
                             &mut s2,
@@ -579,7 +585,14 @@ fn main() -> Result<()> {
                         };
                         let mut st2 = SearchStats::default();
                         let t = Instant::now();
-                        tlsh_tree::search(&tree.nodes, &ordered, &tq, &mut s2, &mut st2);
+                        tlsh_tree::search(
+                            &tree.nodes,
+                            &tree.bounds,
+                            &ordered,
+                            &tq,
+                            &mut s2,
+                            &mut st2,
+                        );
                         ms = ms.min(t.elapsed().as_secs_f64() * 1e3);
                         if rep == 0 {
                             sink = s2;

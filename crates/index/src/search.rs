@@ -492,7 +492,14 @@ fn search_one(parts: &Parts<'_>, plan: &Plan, v: &QueryVector) -> (Vec<Hit>, Sea
                             id: PartId::Seg(i),
                         };
                         let mut st = SearchStats::default();
-                        tlsh_tree::search(t.nodes.as_slice(), &t.records, &q, &mut sink, &mut st);
+                        tlsh_tree::search(
+                            t.nodes.as_slice(),
+                            t.bounds.as_slice(),
+                            &t.records,
+                            &q,
+                            &mut sink,
+                            &mut st,
+                        );
                         counters.nodes += st.nodes;
                         counters.rows += st.rows;
                     }

@@ -17,7 +17,7 @@ use crate::memtable::key_hash;
 use crate::pod::PodArray;
 use crate::rows::{BitVec, ColBuf, PartRead, PresentBits, RowsBuf, ValueRef, VectorSlice};
 use crate::schema::{FieldType, IndexSpec, Schema};
-use crate::tlsh_tree::{self, Node};
+use crate::tlsh_tree::{self, Node, NodeBounds};
 use crate::{Error, Result};
 
 /// Container kind of segment files ("SEGM").
@@ -41,6 +41,7 @@ const F_STR_ENDS: u32 = 0x02;
 const F_TREE_NODES: u32 = 0x10;
 const F_TREE_ORDER: u32 = 0x11;
 const F_TREE_RECORDS: u32 = 0x12;
+const F_TREE_BOUNDS: u32 = 0x13;
 const F_IVF_CENTROIDS: u32 = 0x20;
 const F_IVF_OFFSETS: u32 = 0x21;
 const F_IVF_ORDER: u32 = 0x22;
@@ -201,6 +202,7 @@ pub fn write(
                             let mut nodes = tree.nodes;
                             renumber_identity(&mut nodes);
                             w.section(fsec(fi, F_TREE_NODES), bytemuck::cast_slice(&nodes))?;
+                            w.section(fsec(fi, F_TREE_BOUNDS), bytemuck::cast_slice(&tree.bounds))?;
                         } else {
                             let ids: Vec<u32> =
                                 (0..n as u32).filter(|&p| pbits.get(p as usize)).collect();
@@ -216,6 +218,7 @@ pub fn write(
                                 })
                                 .collect();
                             w.section(fsec(fi, F_TREE_NODES), bytemuck::cast_slice(&tree.nodes))?;
+                            w.section(fsec(fi, F_TREE_BOUNDS), bytemuck::cast_slice(&tree.bounds))?;
                             w.section(fsec(fi, F_TREE_ORDER), bytemuck::cast_slice(&tree.order))?;
                             w.section(fsec(fi, F_TREE_RECORDS), &recs)?;
                         }
@@ -350,6 +353,9 @@ impl Present {
 pub struct TreeData {
     /// Nodes.
     pub nodes: PodArray<Node>,
+    /// The nodes' [`NodeBounds`] (section TREE_BOUNDS; derived from the
+    /// nodes when a segment written before that section was added is opened).
+    pub bounds: PodArray<NodeBounds>,
     /// Position → row (None: positions are rows).
     pub order: Option<PodArray<u32>>,
     /// Digests in position order.
@@ -516,9 +522,19 @@ impl Segment {
                             };
                             tlsh_tree::check_shape(nodes.as_slice(), positions)
                                 .map_err(|e| corrupt(&c, fsec(fi, F_TREE_NODES), &e))?;
+                            let bounds = if c.has_section(fsec(fi, F_TREE_BOUNDS)) {
+                                arr::<NodeBounds>(
+                                    &c,
+                                    fsec(fi, F_TREE_BOUNDS),
+                                    Some(nodes.as_slice().len()),
+                                )?
+                            } else {
+                                PodArray::from_vec(tlsh_tree::node_bounds(nodes.as_slice()))
+                            };
                             if meta.primary_field == Some(fi) {
                                 tree = Some(Box::new(TreeData {
                                     nodes,
+                                    bounds,
                                     order: None,
                                     records: data.clone(),
                                 }));
@@ -534,6 +550,7 @@ impl Segment {
                                 }
                                 tree = Some(Box::new(TreeData {
                                     nodes,
+                                    bounds,
                                     order: Some(order),
                                     records,
                                 }));
@@ -834,5 +851,74 @@ mod tests {
         assert!(seg.find("nope").is_none());
         let rate = fp as f64 / n as f64;
         assert!(rate < 0.02, "Bloom false-positive rate {rate}");
+    }
+
+    /// Segments written before the TREE_BOUNDS section existed (nodes only) open with the
+    /// bounds derived from the nodes, equal to the ones a new segment stores, for the primary
+    /// and a secondary TLSH field.
+    #[test]
+    fn segment_without_tree_bounds_section_derives_them() {
+        let schema = Schema::new(
+            "id",
+            vec![
+                FieldSchema::new("t", FieldType::Tlsh),
+                FieldSchema::new("u", FieldType::Tlsh),
+            ],
+        );
+        let n = 3_000;
+        let rec = |i: usize, salt: u8| -> apksift_tlsh::Digest {
+            let mut r = [0u8; DIGEST_LEN];
+            for (j, b) in r.iter_mut().enumerate() {
+                *b = ((i / 7) as u8).wrapping_mul(31)
+                    ^ (j as u8).wrapping_mul(97)
+                    ^ salt
+                    ^ u8::from(j % 5 == i % 5);
+            }
+            apksift_tlsh::Digest::from_bytes(r)
+        };
+        let b = NormBatch {
+            keys: (0..n).map(|i| format!("k{i}")).collect(),
+            columns: vec![
+                Column::Tlsh((0..n).map(|i| Some(rec(i, 0))).collect()),
+                Column::Tlsh((0..n).map(|i| (i % 3 != 0).then(|| rec(i, 0x5a))).collect()),
+            ],
+        };
+        let mut rows = RowsBuf::new(&schema);
+        for i in 0..n {
+            rows.push_batch_row(&b, i);
+        }
+        let dir = MemDirectory::new();
+        write(&dir, &schema, 1, 1, &rows, 1).unwrap();
+        let name = file_name(1, 1);
+        let new = Segment::open(&dir, &name, &schema).unwrap();
+        // Rewrite the file without its TREE_BOUNDS sections.
+        let c = ContainerReader::open(
+            &dir,
+            &name,
+            SEGMENT_KIND,
+            SEGMENT_OLDEST_VERSION,
+            SEGMENT_VERSION,
+        )
+        .unwrap();
+        let old_name = file_name(1, 2);
+        let mut w = ContainerWriter::create(&dir, &old_name, c.kind(), c.version()).unwrap();
+        let mut dropped = 0;
+        for &id in c.sections().keys() {
+            if id & 0xff == F_TREE_BOUNDS {
+                dropped += 1;
+                continue;
+            }
+            w.section(id, &c.section(id).unwrap()).unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(dropped, 2, "one bounds section per TLSH field");
+        let old = Segment::open(&dir, &old_name, &schema).unwrap();
+        for f in 0..2 {
+            let (a, b) = (new.tree(f).unwrap(), old.tree(f).unwrap());
+            assert_eq!(a.nodes.as_slice(), b.nodes.as_slice());
+            assert_eq!(a.bounds.as_slice(), b.bounds.as_slice());
+            assert_eq!(a.bounds.as_slice().len(), a.nodes.as_slice().len());
+            assert!(a.nodes.as_slice().len() > 10, "a real tree");
+        }
     }
 }
