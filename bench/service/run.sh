@@ -9,6 +9,8 @@
 #   APKSIFT=…/release/apksift the binary (built with `cargo build --release -p apksift` when unset)
 #   DUR=20s                   duration of each search/scan/replica point
 #   SEARCH_C="1 2 4 8 16 32"  search concurrency levels
+#   SEARCH_CUTOFFS="100 none" search points with `"cutoff": 100` (matches < 100, what a
+#                             detector asks) and without a cutoff (the 10 nearest at any distance)
 #   SCAN_C="1 2 4 8"          scan concurrency levels
 #   MIXED_DUR=600s MIXED_C=8 WRITE_PCT=10   the mixed read/write run
 #
@@ -23,6 +25,7 @@ WORK="${WORK:-/tmp/svcbench}"
 DATA="${DATA:-$ROOT/bench/data/n1m}"
 DUR="${DUR:-20s}"
 SEARCH_C="${SEARCH_C:-1 2 4 8 16 32}"
+SEARCH_CUTOFFS="${SEARCH_CUTOFFS:-100 none}"
 SCAN_C="${SCAN_C:-1 2 4 8}"
 MIXED_DUR="${MIXED_DUR:-600s}"
 MIXED_C="${MIXED_C:-8}"
@@ -93,7 +96,11 @@ if [ "$WHAT" = all ] || [ "$WHAT" = search ] || [ "$WHAT" = scan ]; then
     start_server $PORT
     W=${PIDS[-1]}
     if [ "$WHAT" != scan ]; then
-        for c in $SEARCH_C; do point search "http://127.0.0.1:$PORT" search.lua "$c" "$DUR"; done
+        for co in $SEARCH_CUTOFFS; do
+            for c in $SEARCH_C; do
+                CUTOFF=$co point "search-cutoff-$co" "http://127.0.0.1:$PORT" search.lua "$c" "$DUR"
+            done
+        done
     fi
     if [ "$WHAT" != search ]; then
         for c in $SCAN_C; do point scan "http://127.0.0.1:$PORT" scan.lua "$c" "$DUR"; done
