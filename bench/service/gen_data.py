@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Turns the lead's TLSH dataset (bench/data/n1m: db.bin, db_family.i32,
+"""Turns the benchmark's TLSH dataset (bench/data/ours/n1m: db.bin, db_family.i32,
 queries.bin; format in shared/bench/README.md) into what the service
 benchmark needs:
 

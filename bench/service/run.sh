@@ -5,7 +5,8 @@
 #
 # Environment (defaults):
 #   WORK=/tmp/svcbench        scratch directory (store, data, logs, results)
-#   DATA=bench/data/n1m       the 1M TLSH dataset (db.bin, db_family.i32, queries.bin)
+#   DATA=bench/data/ours/n1m  the 1M TLSH dataset (db.bin, db_family.i32, queries.bin),
+#                             made by `bash bench/run.sh 1m` (or its `data` stage)
 #   APKSIFT=…/release/apksift the binary (built with `cargo build --release -p apksift` when unset)
 #   DUR=20s                   duration of each search/scan/replica point
 #   SEARCH_C="1 2 4 8 16 32"  search concurrency levels
@@ -22,7 +23,7 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 WORK="${WORK:-/tmp/svcbench}"
-DATA="${DATA:-$ROOT/bench/data/n1m}"
+DATA="${DATA:-$ROOT/bench/data/ours/n1m}"
 DUR="${DUR:-20s}"
 SEARCH_C="${SEARCH_C:-1 2 4 8 16 32}"
 SEARCH_CUTOFFS="${SEARCH_CUTOFFS:-100 none}"
